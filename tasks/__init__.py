@@ -1,0 +1,1 @@
+"""Celery task definitions: thin wrappers over plain functions in ``worker``."""

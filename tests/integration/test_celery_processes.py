@@ -1,0 +1,48 @@
+"""The Celery app starts as real worker and beat processes with the project's settings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis
+
+from tests.celery_procs import celery_processes, wait_for
+from worker import heartbeat
+
+
+def test_beat_schedules_and_a_poll_worker_runs(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(heartbeat.KEY_PREFIX + "beat")
+    env = {
+        "LME_ENRICH_REDIS_URL": redis_url,
+        "LME_ENRICH_ES_USERNAME": "elastic",
+        "LME_ENRICH_ES_PASSWORD": "unused-here",
+        "LME_ENRICH_LLM_API_KEY": "unused-here",
+        "LME_ENRICH_POLL_INTERVAL": "1s",
+    }
+    started = time.time()
+    with celery_processes(env, tmp_path) as procs:
+        procs.worker("poll")
+        procs.beat()
+        seen = wait_for(lambda: heartbeat.last_seen(client, "beat"), timeout=60, what="beat's heartbeat task")
+        assert seen >= started
+        # A second beat tick proves the schedule repeats rather than firing once at start.
+        wait_for(lambda: (heartbeat.last_seen(client, "beat") or 0) > seen, timeout=30, what="a second heartbeat")
+    for name, proc in procs.procs.items():
+        assert proc.returncode == 0, f"{name} exited with {proc.returncode}:\n{procs.log(name)[-2000:]}"
+
+
+def test_start_up_fails_clearly_on_a_wrong_setting(redis_url: str, tmp_path: Path) -> None:
+    env = {
+        "LME_ENRICH_REDIS_URL": redis_url,
+        "LME_ENRICH_ES_USERNAME": "elastic",
+        "LME_ENRICH_ES_PASSWORD": "x",
+        "LME_ENRICH_LLM_API_KEY": "x",
+        "LME_ENRICH_POLL_INTERVAL": "whenever",
+    }
+    with celery_processes(env, tmp_path) as procs:
+        proc = procs.worker("bad")
+        proc.wait(60)
+    assert proc.returncode != 0
+    assert "LME_ENRICH_POLL_INTERVAL: expected a duration" in procs.log("bad")

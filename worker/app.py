@@ -1,0 +1,8 @@
+"""The Celery application of lme-enrich."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("lme_enrich", include=["tasks.heartbeat"])
+app.config_from_object("worker.celeryconfig")
