@@ -40,7 +40,7 @@ class CeleryProcesses:
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(  # noqa: S603 - fixed interpreter and module
+        proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", *args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -14,12 +14,20 @@ ASSESS_QUEUE = "lme-enrich.assess"
 
 def build_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``: reliability first, since an assessment takes minutes."""
-    lease = int(settings.claim_lease.total_seconds())
+    hard_limit = settings.task_time_limit().total_seconds()
+    # An unacknowledged message (a running task, or a retry waiting for its countdown) is redelivered
+    # after this: it must outlast both, or one alert would be assessed twice.
+    visibility = max(settings.claim_lease.total_seconds(), hard_limit + settings.retry_backoff_max.total_seconds())
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
-        # A message not acknowledged within this time is redelivered: it must outlast the longest task.
-        "broker_transport_options": {"visibility_timeout": max(lease, 3600)},
+        "broker_transport_options": {
+            "visibility_timeout": int(visibility) + 60,
+            # Critical alerts first: kombu keeps one Redis list per priority step (0 is served first).
+            "queue_order_strategy": "priority",
+            "priority_steps": list(range(10)),
+            "sep": ":",
+        },
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -35,13 +43,25 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": ASSESS_QUEUE,
         "task_routes": {
             "lme_enrich.heartbeat": {"queue": POLL_QUEUE},
+            "lme_enrich.poll": {"queue": POLL_QUEUE},
+            "lme_enrich.assess": {"queue": ASSESS_QUEUE},
+        },
+        "task_annotations": {
+            "lme_enrich.assess": {"soft_time_limit": hard_limit, "time_limit": hard_limit + 60},
+            "lme_enrich.poll": {"soft_time_limit": 600, "time_limit": 660},
         },
         "beat_schedule": {
             "heartbeat": {
                 "task": "lme_enrich.heartbeat",
                 "schedule": min(settings.poll_interval.total_seconds(), 30.0),
+                "options": {"expires": 60},
+            },
+            "poll": {
+                "task": "lme_enrich.poll",
+                "schedule": settings.poll_interval.total_seconds(),
+                # A poll that could not run in time is dropped: the next one finds the same alerts.
+                "options": {"expires": max(settings.poll_interval.total_seconds(), 5.0)},
             },
         },
         "worker_send_task_events": False,
     }
-

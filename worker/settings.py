@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=1, ge=1, le=64)
     claim_lease: Duration = timedelta(hours=2)
 
+    # Retries: a few calls within one task for brief faults, then Celery retries with a growing countdown
+    # (so a model that is down for long does not hold a worker slot), then the alert is marked failed.
+    llm_attempts: int = Field(default=3, ge=1, le=10)
+    llm_retry_wait_max: Duration = timedelta(seconds=60)
+    task_retries: int = Field(default=6, ge=0, le=50)
+    retry_backoff_max: Duration = timedelta(minutes=30)
+
     _min_read_timeout: ClassVar[timedelta] = timedelta(seconds=30)
 
     @classmethod
@@ -227,7 +234,20 @@ class Settings(BaseSettings):
             )
         if self.poll_interval < timedelta(seconds=1):
             raise ValueError(f"{ENV_PREFIX}POLL_INTERVAL: expected at least 1s")
+        needed = self.task_time_limit() + self.retry_backoff_max
+        if self.claim_lease < needed:
+            raise ValueError(
+                f"{ENV_PREFIX}CLAIM_LEASE: {self.claim_lease.total_seconds():g}s is shorter than one assessment can "
+                f"legitimately take ({needed.total_seconds():g}s: LLM_ATTEMPTS x LLM_READ_TIMEOUT plus waits, plus "
+                "RETRY_BACKOFF_MAX); a live claim would be taken over. Raise it or lower those."
+            )
         return self
+
+    def task_time_limit(self) -> timedelta:
+        """The longest one assessment task run may take: every LLM attempt timing out, plus waits."""
+        calls = self.llm_read_timeout * self.llm_attempts
+        waits = self.llm_retry_wait_max * (self.llm_attempts - 1)
+        return calls + waits + timedelta(seconds=120)  # Elasticsearch reads and writes around the calls
 
 
 def _check_http_url(url: str) -> str:

@@ -47,7 +47,7 @@ def start_server(module: str, args: Sequence[str] = (), *, timeout: float = 30.0
                  env: dict[str, str] | None = None) -> RunningServer:
     """Start ``python -m module --port 0 *args`` and return once it printed its URL."""
     cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args]
-    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed interpreter
+    proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
         stdout=subprocess.PIPE,

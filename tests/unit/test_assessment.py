@@ -1,0 +1,84 @@
+"""Model replies become validated plain-text assessments, or a failure with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from worker.assessment import AnswerError, clean_text, parse
+
+GOOD = {
+    "summary": "PowerShell ran an encoded command.",
+    "what_happened": "A user started PowerShell with an encoded command on host1.",
+    "risk_level": "high",
+    "confidence": 0.8,
+    "recommended_actions": ["Isolate host1", "Decode the command"],
+}
+
+
+def test_plain_json():
+    result = parse(json.dumps(GOOD), "stop")
+    assert result.as_fields() == GOOD
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        "```json\n{}\n```",
+        "Here is my assessment:\n```\n{}\n```\nHope this helps.",
+        "Sure! {} That's all.",
+    ],
+)
+def test_fenced_or_loose_json(wrap):
+    assert parse(wrap.format(json.dumps(GOOD))).risk_level == "high"
+
+
+def test_normalises_what_small_models_do():
+    answer = {**GOOD, "risk_level": " High ", "confidence": "85%", "recommended_actions": "Isolate host1"}
+    result = parse(json.dumps(answer))
+    assert result.risk_level == "high"
+    assert result.confidence == 0.85
+    assert result.recommended_actions == ["Isolate host1"]
+    assert parse(json.dumps({**GOOD, "confidence": 70})).confidence == 0.7
+
+
+@pytest.mark.parametrize(
+    ("content", "finish", "kind"),
+    [
+        ('{"summary": "cut', "length", "truncated"),
+        ("", "stop", "empty"),
+        ("I think this is bad.", "stop", "not_json"),
+        (json.dumps({**GOOD, "risk_level": "catastrophic"}), "stop", "schema"),
+        (json.dumps({**GOOD, "confidence": -1}), "stop", "schema"),
+        (json.dumps({**GOOD, "confidence": True}), "stop", "schema"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "summary"}), "stop", "schema"),
+        (json.dumps({**GOOD, "summary": 42}), "stop", "schema"),
+        (json.dumps({**GOOD, "recommended_actions": [1, 2]}), "stop", "schema"),
+        ("[1, 2, 3]", "stop", "not_json"),
+    ],
+)
+def test_unusable_replies_fail_with_a_reason(content, finish, kind):
+    with pytest.raises(AnswerError) as err:
+        parse(content, finish)
+    assert err.value.kind == kind
+    assert str(err.value)
+
+
+def test_output_is_plain_bounded_text():
+    hostile = {
+        **GOOD,
+        "summary": "<script>alert(1)</script>Bad\x00\x1b[31m\u202e thing [click](http://evil) " + "z" * 1000,
+        "recommended_actions": ["ok"] * 20,
+        "extra_field": "ignored",
+    }
+    result = parse(json.dumps(hostile))
+    assert "<script>" not in result.summary and "\x00" not in result.summary and "\u202e" not in result.summary
+    assert "http://evil" not in result.summary and "click" in result.summary
+    assert len(result.summary) <= 300
+    assert len(result.recommended_actions) == 5
+    assert "extra_field" not in result.as_fields()
+
+
+def test_clean_text_handles_lone_surrogates():
+    assert clean_text("a\ud800b", 10) == "a?b"

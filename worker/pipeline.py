@@ -1,0 +1,288 @@
+"""One alert's way through lme-enrich, as plain functions the Celery tasks call.
+
+``poll``: map our fields on every backing index, find alerts that need work, claim each with a
+conditional update and queue only the successful claims. ``assess``: re-read the alert, check the claim
+is still ours, mark it running, ask the model (retrying brief faults), validate the answer and write it
+back, conditional on what we read, re-reading on conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from worker import alert, assessment, fields, prompt, selection
+from worker.fields import IN_FLIGHT, Status
+from worker.llm import Completion, LLMClient, LLMError
+from worker.settings import Settings
+from worker.store import AlertStore, Doc, Hit, alert_claim_id
+
+log = logging.getLogger(__name__)
+
+# Redis priorities: 0 is served first. Kibana severities map onto kombu's default priority steps.
+PRIORITY = {"critical": 0, "high": 3, "medium": 6, "low": 9}
+CONFLICT_RETRIES = 8
+PROMPT_SCALES = (1.0, 0.5, 0.25)  # shrink a prompt that does not fit the model's context
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one assess task carries: ids only, never documents or secrets."""
+
+    index: str
+    alert_id: str
+    claim_id: str
+    priority: int = PRIORITY["medium"]
+
+
+@dataclass
+class PollReport:
+    mapped: list[str] = field(default_factory=list)
+    found: int = 0
+    claimed: int = 0
+    queued: int = 0
+
+
+def now_iso(now: datetime | None = None) -> str:
+    moment = now or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _claim_source(hit: Hit, settings: Settings) -> str:
+    # The tag wins: a stale re-assess claim must still remove the tag when it finishes.
+    if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
+        return "reassess"
+    if alert.first(hit.source, fields.field("status")) in IN_FLIGHT:
+        return "stale"
+    return "new"
+
+
+def _priority(hit: Hit) -> int:
+    severity = alert.first(hit.source, "kibana.alert.severity")
+    return PRIORITY.get(str(severity).lower(), PRIORITY["medium"])
+
+
+def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) -> PollReport:
+    """Claim every alert that needs work and hand each successful claim to ``enqueue``."""
+    report = PollReport(mapped=store.ensure_mappings())
+    for page in store.search_pages(selection.work_query(settings), selection.SORT, settings.batch_size):
+        report.found += len(page)
+        stamp = now_iso()
+        jobs = [Job(hit.index, hit.id, uuid.uuid4().hex, _priority(hit)) for hit in page]
+        docs = [
+            fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp,
+                          source=_claim_source(hit, settings), next_attempt_at=None)
+            for hit, job in zip(page, jobs, strict=True)
+        ]
+        for job, claimed in zip(jobs, store.claim(page, docs), strict=True):
+            if claimed:
+                report.claimed += 1
+                enqueue(job)
+                report.queued += 1
+    return report
+
+
+# -- assess ---------------------------------------------------------------------------------------
+
+Result = Literal["done", "failed", "retry", "superseded", "gone"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    reason: str = ""
+    retry_in: float | None = None
+
+
+class Superseded(Exception):
+    """The alert is no longer ours to work on (re-claimed, finished elsewhere, or deleted)."""
+
+
+def _ai(source: dict[str, Any], name: str) -> Any:
+    return alert.first(source, fields.field(name))
+
+
+def _check_ours(doc: Doc | None, claim_id: str) -> Doc:
+    if doc is None:
+        raise Superseded("the alert no longer exists")
+    if alert_claim_id(doc.source) != claim_id or _ai(doc.source, "status") not in IN_FLIGHT:
+        raise Superseded("the alert was claimed again or finished by another run")
+    return doc
+
+
+def _update_ours(store: AlertStore, doc: Doc, claim_id: str, make: Callable[[Doc], dict[str, Any]]) -> Doc:
+    """Apply ``make(current)`` conditionally; on a conflict re-read, re-check the claim, and try again."""
+    for _ in range(CONFLICT_RETRIES):
+        updated = store.update(doc, make(doc))
+        if updated is not None:
+            return updated
+        doc = _check_ours(store.get(doc.index, doc.id), claim_id)
+    raise Superseded(f"the alert kept changing under us ({CONFLICT_RETRIES} conflicts in a row)")
+
+
+def _without_tag(source: dict[str, Any], tag: str) -> dict[str, Any]:
+    """A partial update that removes ``tag`` from the workflow tags, in the key form the alert uses."""
+    keys = alert.key_form(source, "kibana.alert.workflow_tags") or ("kibana.alert.workflow_tags",)
+    current = alert.values(source, "kibana.alert.workflow_tags")
+    partial: dict[str, Any] = {keys[-1]: [t for t in current if t != tag]}
+    for key in reversed(keys[:-1]):
+        partial = {key: partial}
+    return partial
+
+
+def fingerprint(model: str, built: prompt.Prompt) -> str:
+    digest = hashlib.sha256(f"{model}\n{built.version}\n{built.extract}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+class _Attempts:
+    """Counts model calls on the alert before each one is made, so calls never exceed recorded attempts."""
+
+    def __init__(self, store: AlertStore, doc: Doc, claim_id: str) -> None:
+        self.store, self.doc, self.claim_id = store, doc, claim_id
+        self.calls = 0
+
+    def begin(self) -> None:
+        if self.calls:  # the first call was counted when the alert was marked running
+            self.doc = _update_ours(self.store, self.doc, self.claim_id, lambda d: fields.ai_doc(
+                attempts=int(_ai(d.source, "attempts") or 0) + 1))
+        self.calls += 1
+
+
+def _wait(settings: Settings) -> Callable[[RetryCallState], float]:
+    backoff = wait_random_exponential(multiplier=2, max=settings.llm_retry_wait_max.total_seconds())
+
+    def wait(state: RetryCallState) -> float:
+        seconds = backoff(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, LLMError) and error.retry_after:
+            # Honour Retry-After, but never wait past what the settings allow one wait to be.
+            seconds = max(seconds, min(error.retry_after, settings.llm_retry_wait_max.total_seconds()))
+        return seconds
+
+    return wait
+
+
+def _call_model(settings: Settings, llm: LLMClient, built: prompt.Prompt, attempts: _Attempts) -> Completion:
+    def once() -> Completion:
+        attempts.begin()
+        return llm.complete(built.messages, prompt.response_format())
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable),
+        stop=stop_after_attempt(settings.llm_attempts),
+        wait=_wait(settings),
+        reraise=True,
+        before_sleep=lambda s: log.info("LLM call failed (%s); retrying", s.outcome.exception() if s.outcome else ""),
+    )
+    return retrying(once)
+
+
+def _complete_fitting(settings: Settings, llm: LLMClient, source: dict[str, Any],
+                      attempts: _Attempts) -> tuple[prompt.Prompt, Completion]:
+    """Ask the model, shrinking the extract when the prompt is over the model's context."""
+    for scale in PROMPT_SCALES[:-1]:
+        built = prompt.build(source, scale=scale)
+        try:
+            return built, _call_model(settings, llm, built, attempts)
+        except LLMError as exc:
+            if exc.kind != "context_overflow":
+                raise
+            log.info("prompt of %d characters is over the model's context; shrinking it", len(built.extract))
+    built = prompt.build(source, scale=PROMPT_SCALES[-1])
+    return built, _call_model(settings, llm, built, attempts)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the pipeline works with; built once per worker process."""
+
+    settings: Settings
+    store: AlertStore
+    llm: LLMClient
+
+
+def assess(services: Services, job: Job, *, task_retries: int = 0) -> Outcome:
+    """Assess one claimed alert and write the result (or the failure) back into it."""
+    store = services.store
+    try:
+        doc = _check_ours(store.get(job.index, job.alert_id), job.claim_id)
+        doc = _update_ours(store, doc, job.claim_id, lambda d: fields.ai_doc(
+            status=Status.running.value, started_at=now_iso(), attempts=int(_ai(d.source, "attempts") or 0) + 1))
+        return _Run(services, job, _Attempts(store, doc, job.claim_id)).assess(task_retries)
+    except Superseded as exc:
+        log.info("alert %s: %s; leaving it alone", job.alert_id, exc)
+        return Outcome("superseded", str(exc))
+
+
+class _Run:
+    """One task run on one claimed alert that we have marked running."""
+
+    def __init__(self, services: Services, job: Job, attempts: _Attempts) -> None:
+        self.settings = services.settings
+        self.store = services.store
+        self.llm = services.llm
+        self.job = job
+        self.attempts = attempts
+
+    def assess(self, task_retries: int) -> Outcome:
+        started = time.monotonic()
+        try:
+            built, completion = _complete_fitting(self.settings, self.llm, self.attempts.doc.source, self.attempts)
+            answer = assessment.parse(completion.content, completion.finish_reason)
+        except LLMError as exc:
+            if exc.retryable and task_retries < self.settings.task_retries:
+                return self._retry_later(exc, task_retries)
+            return self._fail(exc.kind, str(exc))
+        except assessment.AnswerError as exc:
+            return self._fail(exc.kind, str(exc))
+        self._finish(fields.ai_doc(
+            status=Status.done.value, enriched_at=now_iso(), duration_ms=int((time.monotonic() - started) * 1000),
+            model=completion.model, prompt_version=built.version, fingerprint=fingerprint(self.llm.model, built),
+            injection_suspected=built.injection_suspected, error=None, error_kind=None, next_attempt_at=None,
+            tokens={"prompt": completion.prompt_tokens, "completion": completion.completion_tokens},
+            cached=False, cached_from=None, **answer.as_fields(),
+        ))
+        return Outcome("done")
+
+    def _retry_later(self, error: LLMError, task_retries: int) -> Outcome:
+        """Give the worker slot back and come again later: the model may be down for a while."""
+        cap = self.settings.retry_backoff_max.total_seconds()
+        delay = min(60.0 * 2**task_retries, cap)
+        if error.retry_after:
+            delay = max(delay, min(error.retry_after, cap))
+        # Refreshing claimed_at keeps the poller from taking over a claim that is only waiting.
+        self._update(lambda d: fields.ai_doc(
+            status=Status.queued.value, claimed_at=now_iso(), error=str(error), error_kind=error.kind,
+            next_attempt_at=now_iso(datetime.now(UTC) + timedelta(seconds=delay))))
+        return Outcome("retry", str(error), retry_in=delay)
+
+    def _fail(self, kind: str, reason: str) -> Outcome:
+        log.warning("alert %s failed: %s", self.job.alert_id, reason)
+        self._finish(fields.ai_doc(status=Status.failed.value, error=reason[:2000], error_kind=kind,
+                                   enriched_at=now_iso(), next_attempt_at=None))
+        return Outcome("failed", reason)
+
+    def _finish(self, result: dict[str, Any]) -> None:
+        """Write the final state; a run that came from the re-assess tag also removes that tag (only it)."""
+        tag = self.settings.reassess_tag
+
+        def make(current: Doc) -> dict[str, Any]:
+            if _ai(current.source, "source") == "reassess" and tag in alert.values(
+                current.source, "kibana.alert.workflow_tags"
+            ):
+                return {**result, **_without_tag(current.source, tag)}
+            return result
+
+        self._update(make)
+
+    def _update(self, make: Callable[[Doc], dict[str, Any]]) -> None:
+        self.attempts.doc = _update_ours(self.store, self.attempts.doc, self.job.claim_id, make)

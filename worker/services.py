@@ -1,0 +1,64 @@
+"""Build the per-process clients from the settings, and check them once at start-up."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from worker.config import get_settings
+from worker.es import make_client
+from worker.llm import LLMClient, LLMError, tls_verify
+from worker.pipeline import Services
+from worker.settings import ConfigError, Settings
+from worker.store import AlertStore
+
+log = logging.getLogger(__name__)
+
+
+def make_llm(settings: Settings) -> LLMClient:
+    if not settings.llm_verify_certs:
+        log.warning(
+            "TLS verification of LiteLLM is OFF (LME_ENRICH_LLM_VERIFY_CERTS=false): the API key and alert data "
+            "can be read by anyone on the path. Set LME_ENRICH_LLM_CA_CERT instead."
+        )
+    assert settings.llm_api_key is not None  # settings validation guarantees it
+    return LLMClient(
+        settings.llm_url,
+        settings.llm_api_key.get_secret_value(),
+        settings.llm_model,
+        verify=tls_verify(settings.llm_ca_cert, settings.llm_verify_certs),
+        connect_timeout=settings.llm_connect_timeout.total_seconds(),
+        read_timeout=settings.llm_read_timeout.total_seconds(),
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    return Services(settings, AlertStore(make_client(settings), settings.alert_index), make_llm(settings))
+
+
+@lru_cache(maxsize=1)
+def get_services() -> Services:
+    """This process's clients, made on first use (after Celery forked its pool processes)."""
+    return build_services(get_settings())
+
+
+def check_model(llm: LLMClient) -> None:
+    """Stop with a clear error when LiteLLM answers but does not serve the configured model.
+
+    An unreachable LiteLLM is only logged: LME's offline installs may bring the LLM stack later, and
+    claimed alerts wait in the queue with retries until it answers.
+    """
+    try:
+        models = llm.list_models()
+    except LLMError as exc:
+        if exc.kind in ("auth", "tls"):
+            raise ConfigError(str(exc)) from exc
+        log.warning("LiteLLM is not answering yet (%s); assessments will wait and retry", exc)
+        return
+    if llm.model not in models:
+        served = ", ".join(sorted(models)) or "none"
+        raise ConfigError(
+            f"LME_ENRICH_LLM_MODEL: LiteLLM does not serve {llm.model!r}; the models it serves are: {served}"
+        )

@@ -1,0 +1,222 @@
+"""AlertStore: every Elasticsearch call the pipeline makes, over the official 8.x client.
+
+Writes are partial updates of ``lme.ai.*`` addressed to the concrete backing index of the alert (never
+the alias: older backing indices must stay reachable) and conditional on the ``_seq_no`` and
+``_primary_term`` we read, so a change made meanwhile (by Kibana or another worker) is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import ApiError, AuthorizationException, ConflictError, Elasticsearch, NotFoundError
+
+from worker import alert, fields
+
+log = logging.getLogger(__name__)
+
+PIT_KEEP_ALIVE = "2m"
+# Our own fields plus what claiming needs to know; the rest of an alert is fetched by the assess task.
+HIT_SOURCE = ["kibana.alert.workflow_tags", "kibana.alert.severity", "kibana.alert.risk_score", "lme.ai.*"]
+
+
+class StoreError(Exception):
+    """Elasticsearch did not let us do something; the message says what and what to check."""
+
+
+class MappingError(StoreError):
+    """Our fields cannot be mapped; writing them would leave them unsearchable."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    index: str
+    id: str
+    seq_no: int
+    primary_term: int
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Doc:
+    index: str
+    id: str
+    seq_no: int
+    primary_term: int
+    source: dict[str, Any]
+
+
+class AlertStore:
+    def __init__(self, es: Elasticsearch, index_pattern: str) -> None:
+        self.es = es
+        self.index_pattern = index_pattern
+        self._mapped: set[str] = set()
+
+    # -- mapping --------------------------------------------------------------------------------
+    def backing_indices(self) -> list[str]:
+        """Concrete indices behind the pattern (hidden ones included, as Kibana's are)."""
+        found = self.es.indices.get_alias(
+            index=self.index_pattern, expand_wildcards="open,hidden", ignore_unavailable=True, allow_no_indices=True
+        )
+        return sorted(found.body)
+
+    def ensure_mappings(self) -> list[str]:
+        """Put our mapping on every backing index that lacks part of it; return those indices.
+
+        Cheap when nothing changed: indices already checked by this process are skipped, so only a
+        new backing index (after a rollover) costs a mapping read.
+        """
+        try:
+            indices = [i for i in self.backing_indices() if i not in self._mapped]
+            if not indices:
+                return []
+            mappings = self.es.indices.get_mapping(index=",".join(indices), expand_wildcards="open,hidden").body
+            updated = []
+            for index in indices:
+                present = _mapped_paths(mappings.get(index, {}).get("mappings", {}))
+                if not set(fields.leaf_paths()) <= present:
+                    self.es.indices.put_mapping(index=index, **fields.mapping_body())
+                    updated.append(index)
+                    log.info("mapped lme.ai.* fields on %s", index)
+                self._mapped.add(index)
+            return updated
+        except AuthorizationException as exc:
+            raise MappingError(
+                f"Elasticsearch refused to read or put the mapping of {self.index_pattern} ({_reason(exc)}). "
+                "lme-enrich needs the 'view_index_metadata' and 'manage' privileges on the alert indices "
+                "(see README: least-privilege role); without the mapping its fields would be unsearchable."
+            ) from exc
+        except ApiError as exc:
+            raise MappingError(f"cannot map lme.ai.* fields on {self.index_pattern}: {_reason(exc)}") from exc
+
+    # -- finding and claiming work ----------------------------------------------------------------
+    def search_pages(self, query: dict[str, Any], sort: list[Any], page_size: int) -> Iterator[list[Hit]]:
+        """Every hit of ``query``, page by page, over a point in time so paging sees one consistent view."""
+        try:
+            pit = self.es.open_point_in_time(
+                index=self.index_pattern, keep_alive=PIT_KEEP_ALIVE, expand_wildcards="open,hidden",
+                ignore_unavailable=True,
+            )["id"]
+        except NotFoundError:
+            return
+        search_after: list[Any] | None = None
+        try:
+            while True:
+                extra: dict[str, Any] = {"search_after": search_after} if search_after is not None else {}
+                response = self.es.search(
+                    pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
+                    query=query,
+                    sort=sort,
+                    size=page_size,
+                    seq_no_primary_term=True,
+                    source_includes=HIT_SOURCE,
+                    track_total_hits=False,
+                    **extra,
+                )
+                pit = response.get("pit_id", pit)
+                raw_hits = response["hits"]["hits"]
+                if not raw_hits:
+                    return
+                yield [
+                    Hit(h["_index"], h["_id"], h["_seq_no"], h["_primary_term"], h.get("_source", {}))
+                    for h in raw_hits
+                ]
+                if len(raw_hits) < page_size:
+                    return
+                search_after = raw_hits[-1]["sort"]
+        finally:
+            try:
+                self.es.close_point_in_time(id=pit)
+            except ApiError as exc:  # it expires by itself; not worth failing a poll over
+                log.debug("closing point in time failed: %s", exc)
+
+    def claim(self, hits: Sequence[Hit], docs: Sequence[dict[str, Any]]) -> list[bool]:
+        """Conditionally apply ``docs[i]`` to ``hits[i]`` in one bulk request; True where it applied.
+
+        A conflict means the alert changed since we saw it (another poller claimed it, or Kibana
+        touched it): that alert is skipped now and reconsidered at the next poll.
+        """
+        if not hits:
+            return []
+        operations: list[dict[str, Any]] = []
+        for hit, doc in zip(hits, docs, strict=True):
+            operations.append({"update": {"_index": hit.index, "_id": hit.id, "if_seq_no": hit.seq_no,
+                                          "if_primary_term": hit.primary_term}})
+            operations.append({"doc": doc})
+        response = self.es.bulk(operations=operations)
+        results = []
+        conflicts = []
+        for position, (hit, item) in enumerate(zip(hits, response["items"], strict=True)):
+            status = item["update"].get("status", 500)
+            if status == 409:
+                conflicts.append(position)
+            elif status >= 300:
+                log.warning("claiming alert %s in %s failed: %s", hit.id, hit.index, item["update"].get("error"))
+            results.append(status < 300)
+        # The client retries a bulk whose connection dropped; an update that had applied then conflicts
+        # with itself. Our claim id on the alert tells that case apart from a real conflict.
+        if conflicts:
+            current = self.es.mget(docs=[{"_index": hits[i].index, "_id": hits[i].id,
+                                          "_source": ["lme.ai.claim_id"]} for i in conflicts])
+            for position, found in zip(conflicts, current["docs"], strict=True):
+                ours = alert_claim_id(docs[position])
+                results[position] = ours is not None and found.get("found") and \
+                    alert_claim_id(found.get("_source", {})) == ours
+        return results
+
+    # -- one alert --------------------------------------------------------------------------------
+    def get(self, index: str, alert_id: str) -> Doc | None:
+        """The alert as it is now (a realtime get), or None if it is gone."""
+        try:
+            response = self.es.get(index=index, id=alert_id)
+        except NotFoundError:
+            return None
+        return Doc(index, alert_id, response["_seq_no"], response["_primary_term"], response["_source"])
+
+    def update(self, doc: Doc, partial: dict[str, Any]) -> Doc | None:
+        """Apply ``partial`` if the alert is still at ``doc``'s version; the new state, or None on conflict."""
+        try:
+            response = self.es.update(
+                index=doc.index, id=doc.id, doc=partial, if_seq_no=doc.seq_no, if_primary_term=doc.primary_term
+            )
+        except ConflictError:
+            return None
+        return Doc(doc.index, doc.id, response["_seq_no"], response["_primary_term"], _merged(doc.source, partial))
+
+
+def alert_claim_id(source: dict[str, Any]) -> str | None:
+    value = alert.first(source, fields.field("claim_id"))
+    return value if isinstance(value, str) else None
+
+
+def _merged(source: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """``source`` with ``partial`` deep-merged into it, as Elasticsearch merges a partial update."""
+    result = dict(source)
+    for key, value in partial.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _mapped_paths(mapping: dict[str, Any], prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    for name, spec in (mapping.get("properties") or {}).items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            paths |= _mapped_paths(spec, path + ".")
+        else:
+            paths.add(path)
+    return paths
+
+
+def _reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if not isinstance(error, dict):
+        error = {}
+    return f"HTTP {exc.meta.status}: {error.get('type', '')} {error.get('reason', exc.message)}".strip()
