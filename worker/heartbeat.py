@@ -20,3 +20,9 @@ def last_seen(client: redis.Redis, role: str) -> float | None:
     """When ``role`` last recorded a heartbeat, or None if never."""
     raw = client.get(KEY_PREFIX + role)
     return None if raw is None else float(raw)
+
+
+def beat_is_fresh(client: redis.Redis, max_age: float, *, now: float | None = None) -> bool:
+    """Whether beat's heartbeat task ran within ``max_age`` seconds."""
+    seen = last_seen(client, "beat")
+    return seen is not None and (time.time() if now is None else now) - seen <= max_age

@@ -9,6 +9,7 @@ below our own read timeout: then it cancels upstream and the slot is freed.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -48,11 +49,11 @@ class Completion:
     duration_s: float
 
 
-def tls_verify(ca_cert: Path | None, verify: bool) -> str | bool:
+def tls_verify(ca_cert: Path | None, verify: bool) -> ssl.SSLContext | bool:
     """httpx's ``verify`` for our settings: the CA file, the system store, or (asked for) nothing."""
     if not verify:
         return False
-    return str(ca_cert) if ca_cert is not None else True
+    return ssl.create_default_context(cafile=str(ca_cert)) if ca_cert is not None else True
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -112,7 +113,7 @@ class LLMClient:
         api_key: str,
         model: str,
         *,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | bool = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 600.0,
         max_tokens: int = 400,

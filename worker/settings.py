@@ -247,7 +247,8 @@ class Settings(BaseSettings):
         """The longest one assessment task run may take: every LLM attempt timing out, plus waits."""
         calls = self.llm_read_timeout * self.llm_attempts
         waits = self.llm_retry_wait_max * (self.llm_attempts - 1)
-        return calls + waits + timedelta(seconds=120)  # Elasticsearch reads and writes around the calls
+        # Elasticsearch reads and writes around the calls: a handful, each bounded by its request timeout.
+        return calls + waits + self.es_request_timeout * 4
 
 
 def _check_http_url(url: str) -> str:
