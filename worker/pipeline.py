@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from worker import alert, assessment, fields, prompt, selection
+from worker import alert, assessment, fields, history, prompt, selection
 from worker.fields import IN_FLIGHT, Status
 from worker.llm import Completion, LLMClient, LLMError
 from worker.settings import Settings
@@ -73,6 +73,7 @@ def _priority(hit: Hit) -> int:
 def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) -> PollReport:
     """Claim every alert that needs work and hand each successful claim to ``enqueue``."""
     report = PollReport(mapped=store.ensure_mappings())
+    store.ensure_history()
     for page in store.search_pages(selection.work_query(settings), selection.SORT, settings.batch_size):
         report.found += len(page)
         stamp = now_iso()
@@ -186,21 +187,6 @@ def _call_model(settings: Settings, llm: LLMClient, built: prompt.Prompt, attemp
     return retrying(once)
 
 
-def _complete_fitting(settings: Settings, llm: LLMClient, source: dict[str, Any],
-                      attempts: _Attempts) -> tuple[prompt.Prompt, Completion]:
-    """Ask the model, shrinking the extract when the prompt is over the model's context."""
-    for scale in PROMPT_SCALES[:-1]:
-        built = prompt.build(source, scale=scale)
-        try:
-            return built, _call_model(settings, llm, built, attempts)
-        except LLMError as exc:
-            if exc.kind != "context_overflow":
-                raise
-            log.info("prompt of %d characters is over the model's context; shrinking it", len(built.extract))
-    built = prompt.build(source, scale=PROMPT_SCALES[-1])
-    return built, _call_model(settings, llm, built, attempts)
-
-
 @dataclass(frozen=True)
 class Services:
     """What the pipeline works with; built once per worker process."""
@@ -232,12 +218,14 @@ class _Run:
         self.llm = services.llm
         self.job = job
         self.attempts = attempts
+        self.started = time.monotonic()
+        self.built = prompt.build(attempts.doc.source)
+        self.completion: Completion | None = None
 
     def assess(self, task_retries: int) -> Outcome:
-        started = time.monotonic()
         try:
-            built, completion = _complete_fitting(self.settings, self.llm, self.attempts.doc.source, self.attempts)
-            answer = assessment.parse(completion.content, completion.finish_reason)
+            self.completion = self._complete_fitting()
+            answer = assessment.parse(self.completion.content, self.completion.finish_reason)
         except LLMError as exc:
             if exc.retryable and task_retries < self.settings.task_retries:
                 return self._retry_later(exc, task_retries)
@@ -245,13 +233,30 @@ class _Run:
         except assessment.AnswerError as exc:
             return self._fail(exc.kind, str(exc))
         self._finish(fields.ai_doc(
-            status=Status.done.value, enriched_at=now_iso(), duration_ms=int((time.monotonic() - started) * 1000),
-            model=completion.model, prompt_version=built.version, fingerprint=fingerprint(self.llm.model, built),
-            injection_suspected=built.injection_suspected, error=None, error_kind=None, next_attempt_at=None,
-            tokens={"prompt": completion.prompt_tokens, "completion": completion.completion_tokens},
-            cached=False, cached_from=None, **answer.as_fields(),
+            status=Status.done.value, enriched_at=now_iso(), duration_ms=self._elapsed_ms(),
+            model=self.completion.model, prompt_version=self.built.version,
+            fingerprint=fingerprint(self.llm.model, self.built), injection_suspected=self.built.injection_suspected,
+            error=None, error_kind=None, next_attempt_at=None, cached=False, cached_from=None,
+            tokens={"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
+            **answer.as_fields(),
         ))
         return Outcome("done")
+
+    def _complete_fitting(self) -> Completion:
+        """Ask the model, shrinking the extract when the prompt is over the model's context."""
+        source = self.attempts.doc.source
+        for scale in PROMPT_SCALES:
+            self.built = prompt.build(source, scale=scale)
+            try:
+                return _call_model(self.settings, self.llm, self.built, self.attempts)
+            except LLMError as exc:
+                if exc.kind != "context_overflow" or scale == PROMPT_SCALES[-1]:
+                    raise
+                log.info("alert %s: prompt over the model's context; shrinking it", self.job.alert_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
 
     def _retry_later(self, error: LLMError, task_retries: int) -> Outcome:
         """Give the worker slot back and come again later: the model may be down for a while."""
@@ -268,7 +273,9 @@ class _Run:
     def _fail(self, kind: str, reason: str) -> Outcome:
         log.warning("alert %s failed: %s", self.job.alert_id, reason)
         self._finish(fields.ai_doc(status=Status.failed.value, error=reason[:2000], error_kind=kind,
-                                   enriched_at=now_iso(), next_attempt_at=None))
+                                   enriched_at=now_iso(), duration_ms=self._elapsed_ms(), next_attempt_at=None,
+                                   model=self.llm.model, prompt_version=self.built.version,
+                                   injection_suspected=self.built.injection_suspected))
         return Outcome("failed", reason)
 
     def _finish(self, result: dict[str, Any]) -> None:
@@ -283,6 +290,46 @@ class _Run:
             return result
 
         self._update(make)
+        self._record_history(result["lme"]["ai"])
+
+    def _record_history(self, result: dict[str, Any]) -> None:
+        source = self.attempts.doc.source
+        limit = self.settings.history_max_chars
+        doc = {
+            "@timestamp": now_iso(),
+            "alert": {
+                "id": self.job.alert_id, "index": self.job.index,
+                "severity": alert.first(source, "kibana.alert.severity"),
+                "risk_score": alert.first(source, "kibana.alert.risk_score"),
+                "timestamp": alert.first(source, "@timestamp"),
+                "host": alert.first(source, "host.name"), "user": alert.first(source, "user.name"),
+            },
+            "rule": {
+                "name": alert.first(source, "kibana.alert.rule.name"),
+                "id": alert.first(source, "kibana.alert.rule.rule_id") or alert.first(source, "kibana.alert.rule.uuid"),
+                "version": _text_or_none(alert.first(source, "kibana.alert.rule.version")),
+            },
+            "source": _ai(source, "source"),
+            "attempts": _ai(source, "attempts"),
+            "queued_ms": _ms_since(_ai(source, "claimed_at"), _ai(source, "started_at")),
+            "prompt": history.truncate(self.built.messages[-1]["content"], limit),
+            "raw_reply": history.truncate(self.completion.content if self.completion else None, limit),
+            **{k: v for k, v in result.items() if k in history.PROPERTIES and k not in ("source", "attempts")},
+        }
+        self.store.record_history(doc)
 
     def _update(self, make: Callable[[Doc], dict[str, Any]]) -> None:
         self.attempts.doc = _update_ours(self.store, self.attempts.doc, self.job.claim_id, make)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _ms_since(start: Any, end: Any) -> int | None:
+    try:
+        begin = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        finish = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(int((finish - begin).total_seconds() * 1000), 0)

@@ -21,6 +21,7 @@ def run() -> None:
     services = build_services(get_settings())
     try:
         mapped = services.store.ensure_mappings()
+        services.store.ensure_history()
     except (ApiError, TransportError) as exc:
         raise StoreError(f"cannot reach Elasticsearch at {', '.join(services.settings.es_url)}: {exc}") from exc
     if mapped:

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=1, ge=1, le=64)
     claim_lease: Duration = timedelta(hours=2)
 
+    # The history index keeps the exact prompt and raw reply of each assessment, cut to this size.
+    history_max_chars: int = Field(default=8000, ge=0, le=1_000_000)
+
     # Retries: a few calls within one task for brief faults, then Celery retries with a growing countdown
     # (so a model that is down for long does not hold a worker slot), then the alert is marked failed.
     llm_attempts: int = Field(default=3, ge=1, le=10)

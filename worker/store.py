@@ -12,9 +12,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import ApiError, AuthorizationException, ConflictError, Elasticsearch, NotFoundError
+from elasticsearch import (
+    ApiError,
+    AuthorizationException,
+    ConflictError,
+    Elasticsearch,
+    NotFoundError,
+    TransportError,
+)
 
-from worker import alert, fields
+from worker import alert, fields, history
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,7 @@ class AlertStore:
         self.es = es
         self.index_pattern = index_pattern
         self._mapped: set[str] = set()
+        self._history_ready = False
 
     # -- mapping --------------------------------------------------------------------------------
     def backing_indices(self) -> list[str]:
@@ -185,6 +193,29 @@ class AlertStore:
         except ConflictError:
             return None
         return Doc(doc.index, doc.id, response["_seq_no"], response["_primary_term"], _merged(doc.source, partial))
+
+
+    # -- history ------------------------------------------------------------------------------------
+    def ensure_history(self) -> None:
+        """Our history index (template, first backing index, write alias); once per process."""
+        if not self._history_ready:
+            try:
+                history.ensure_index(self.es)
+            except AuthorizationException as exc:
+                raise StoreError(
+                    f"Elasticsearch refused to set up the history index {history.ALIAS} ({_reason(exc)}); "
+                    "lme-enrich needs create_index, write and manage on lme-ai-assessments* (see README)."
+                ) from exc
+            self._history_ready = True
+
+    def record_history(self, doc: dict[str, Any]) -> None:
+        """Append one assessment to the history; a failure here is logged, never fails the assessment."""
+        try:
+            self.ensure_history()
+            self.es.index(index=history.ALIAS, document=doc)
+        except (ApiError, StoreError, TransportError) as exc:
+            log.warning("could not record assessment of alert %s in %s: %s",
+                        doc.get("alert", {}).get("id"), history.ALIAS, exc)
 
 
 def alert_claim_id(source: dict[str, Any]) -> str | None:
