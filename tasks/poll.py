@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from tasks.assess import assess_alert
-from worker import pipeline
+from worker import heartbeat, pipeline
 from worker.app import app
+from worker.queueing import enqueue_assessment
+from worker.redis_client import get_redis
 from worker.services import get_services
 
 log = logging.getLogger(__name__)
 
 
-def _enqueue(job: pipeline.Job) -> None:
-    assess_alert.apply_async(args=(job.index, job.alert_id, job.claim_id), priority=job.priority)
-
-
 @app.task(name="lme_enrich.poll", ignore_result=True)
 def poll_alerts() -> dict[str, int]:
     services = get_services()
-    report = pipeline.poll(services.settings, services.store, _enqueue)
+    report = pipeline.poll(services.settings, services.store, enqueue_assessment)
+    heartbeat.record(get_redis(), "poll")
     if report.found or report.mapped:
         log.info("poll: %d found, %d claimed and queued, mapped %s", report.found, report.queued,
                  report.mapped or "nothing new")

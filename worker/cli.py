@@ -6,25 +6,35 @@ asks for the traceback. Every command reads the same ``LME_ENRICH_*`` settings.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import redis
+from elastic_transport import TransportError as ESTransportError
+from elasticsearch import ApiError
 
-from worker import heartbeat, preflight
+from worker import doctor as doctor_module
+from worker import heartbeat, operations, preflight, selection
 from worker.app import app
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 from worker.config import get_settings
+from worker.pipeline import PollReport
+from worker.queueing import enqueue_assessment
 from worker.redis_client import get_redis
-from worker.settings import ConfigError
+from worker.services import get_services, make_llm
+from worker.settings import ConfigError, parse_duration
 from worker.store import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,6 +157,164 @@ def health(role: str) -> None:
     node = f"{role}@{socket.gethostname()}"
     if not app.control.ping(destination=[node], timeout=5.0):
         raise click.ClickException(f"worker {node} does not answer a ping")
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.argument("ids", nargs=-1)
+@click.option("--rule", help="Alerts of this rule (kibana.alert.rule.name).")
+@click.option("--status", "status_", type=click.Choice(["failed", "done"]), help="Alerts with this lme.ai.status.")
+@click.option("--since", callback=_duration, help="Alerts from the last DURATION, e.g. 2h or 7d.")
+@click.option("--severity", help="Comma-separated Kibana severities, e.g. high,critical.")
+@click.option("--query", "raw_query", help="An Elasticsearch query (JSON) that selects the alerts.")
+@click.option("--dry-run", is_flag=True, help="Print how many and which alerts, queue nothing.")
+@_friendly
+def requeue(ids: tuple[str, ...], rule: str | None, status_: str | None, since: timedelta | None,
+            severity: str | None, raw_query: str | None, dry_run: bool) -> None:
+    """Assess alerts again, ahead of the backlog. Alerts already queued or running are not queued twice."""
+    raw = None
+    if raw_query is not None:
+        try:
+            raw = json.loads(raw_query)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--query") from None
+        if not isinstance(raw, dict):
+            raise click.BadParameter("expected a JSON object such as {\"term\": {...}}", param_hint="--query")
+    severities = [s.strip().lower() for s in severity.split(",") if s.strip()] if severity else None
+    settings = get_settings()
+    try:
+        query = selection.requeue_query(settings, ids=list(ids), rule=rule, status=status_, since=since,
+                                        severities=severities, raw=raw)
+    except selection.SelectionError as exc:
+        raise click.UsageError(str(exc)) from None
+    services = get_services()
+    try:
+        if dry_run:
+            found = operations.preview(services, query)
+            click.echo(f"{found.count} alert(s) would be requeued")
+            for alert_id in found.ids:
+                click.echo(f"  {alert_id}")
+            if found.count > len(found.ids):
+                click.echo(f"  ... and {found.count - len(found.ids)} more")
+            return
+        report = operations.requeue(services, query, enqueue_assessment)
+    except ApiError as exc:
+        raise StoreError(f"Elasticsearch refused the selection: {exc.message}") from exc
+    click.echo(f"requeued {report.queued} alert(s) ahead of the backlog"
+               + (f"; {report.found - report.claimed} changed meanwhile and were skipped"
+                  if report.found > report.claimed else ""))
+
+
+@main.command()
+@click.option("--since", callback=_duration, required=True, help="How far back, e.g. 7d.")
+@_friendly
+def backfill(since: timedelta) -> None:
+    """Claim and queue older never-assessed alerts, behind new work. Safe to interrupt and run again."""
+    services = get_services()
+    query = selection.backfill_query(services.settings, since)
+    total = services.store.count(query)
+    if total == 0:
+        click.echo("nothing to backfill")
+        return
+    interrupted = False
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True  # finish queueing the current page's claims, then stop
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    done = 0
+    try:
+        with click.progressbar(length=total, label="backfill", show_eta=True, show_pos=True,
+                               file=sys.stderr) as bar:
+            def on_page(report: PollReport) -> None:
+                nonlocal done
+                bar.update(report.found - done)
+                done = report.found
+
+            report = operations.backfill(services, since, enqueue_assessment, on_page=on_page,
+                                         should_stop=lambda: interrupted)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    click.echo(f"queued {report.queued} of {total} alert(s)"
+               + ("; interrupted: run the same command again to continue" if interrupted else ""))
+    if interrupted:
+        sys.exit(130)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@_friendly
+def status(as_json: bool) -> None:
+    """Counts per status, queue depths, throughput, backlog ETA, and whether beat and workers are alive."""
+    services = get_services()
+    try:
+        report = operations.status(services, get_redis(), _alive_workers)
+    except (ApiError, ESTransportError) as exc:
+        raise StoreError(f"cannot read status from Elasticsearch: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"cannot read queues from Redis: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+        return
+    click.echo(_status_table(report))
+
+
+def _alive_workers() -> list[str]:
+    replies = app.control.ping(timeout=2.0) or []
+    return [name for reply in replies for name in reply]
+
+
+def _ago(stamp: float | None) -> str:
+    return "never" if stamp is None else f"{time.time() - stamp:.0f}s ago"
+
+
+def _status_table(r: dict[str, Any]) -> str:
+    alerts, hour = r["alerts"], r["last_hour"]
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(alerts["by_status"].items())) or "none yet"
+    eta = "-" if r["backlog_eta_s"] is None else f"{r['backlog_eta_s'] / 60:.1f} min"
+    rows = [
+        ("alerts", by_status),
+        ("waiting", f"{alerts['waiting']} (oldest {alerts['oldest_wait_s'] or 0:.0f}s); "
+                    f"{alerts['unassessed_in_window']} not yet claimed"),
+        ("queues", ", ".join(f"{k} {v}" for k, v in r["queues"].items())),
+        ("last hour", f"{hour['assessed']} assessed, {hour['failed']} failed, "
+                      f"mean {hour['mean_duration_ms'] or 0:.0f} ms, p95 {hour['p95_duration_ms'] or 0:.0f} ms"),
+        ("backlog ETA", eta),
+        ("last poll", _ago(r["last_poll_at"])),
+        ("beat", ("alive, " if r["beat"]["alive"] else "NOT ALIVE, ") + "last seen " + _ago(r["beat"]["last_seen_at"])),
+        ("workers", ", ".join(r["workers"]["alive"]) or "NONE ANSWERED"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@_friendly
+def doctor(as_json: bool) -> None:
+    """Check Elasticsearch, LiteLLM, Redis and beat; say what is wrong and how to fix it."""
+    settings = get_settings()
+    checks = doctor_module.run(settings, make_llm=make_llm, redis_client=get_redis())
+    failed = any(c.verdict == "fail" for c in checks)
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "checks": [c.as_dict() for c in checks]}))
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for check in checks:
+            click.echo(f"{marks[check.verdict]} {check.name}: {check.detail}")
+            if check.fix and check.verdict != "ok":
+                click.echo(f"     fix: {check.fix}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

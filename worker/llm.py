@@ -160,12 +160,13 @@ class LLMClient:
         except (ValueError, KeyError, TypeError) as exc:
             raise LLMError("protocol", f"/v1/models answered something unexpected: {response.text[:200]}") from exc
 
-    def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None = None) -> Completion:
+    def complete(self, messages: list[dict[str, str]], response_format: dict[str, Any] | None = None, *,
+                 max_tokens: int | None = None) -> Completion:
         """One chat completion; raises :class:`LLMError`."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": self.max_tokens,
+            "max_tokens": self.max_tokens if max_tokens is None else max_tokens,
             "temperature": self.temperature,
             # LiteLLM cancels the upstream call at this timeout instead of leaving the model busy.
             "timeout": max(self.read_timeout - BODY_TIMEOUT_MARGIN_S, 5.0),

@@ -27,8 +27,10 @@ from worker.store import AlertStore, Doc, Hit, alert_claim_id
 
 log = logging.getLogger(__name__)
 
-# Redis priorities: 0 is served first. Kibana severities map onto kombu's default priority steps.
-PRIORITY = {"critical": 0, "high": 3, "medium": 6, "low": 9}
+# Redis priorities: 0 is served first. A person's requeue goes ahead of the backlog, a backfill behind it.
+REQUEUE_PRIORITY = 0
+PRIORITY = {"critical": 1, "high": 3, "medium": 6, "low": 8}
+BACKFILL_PRIORITY = 9
 CONFLICT_RETRIES = 8
 PROMPT_SCALES = (1.0, 0.5, 0.25)  # shrink a prompt that does not fit the model's context
 
@@ -56,10 +58,12 @@ def now_iso(now: datetime | None = None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _claim_source(hit: Hit, settings: Settings) -> str:
-    # The tag wins: a stale re-assess claim must still remove the tag when it finishes.
+def _claim_source(hit: Hit, settings: Settings, default: str | None) -> str:
+    # The tag wins: a run on a tagged alert must remove the tag when it finishes, whoever started it.
     if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
         return "reassess"
+    if default is not None:
+        return default
     if alert.first(hit.source, fields.field("status")) in IN_FLIGHT:
         return "stale"
     return "new"
@@ -70,17 +74,31 @@ def _priority(hit: Hit) -> int:
     return PRIORITY.get(str(severity).lower(), PRIORITY["medium"])
 
 
-def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) -> PollReport:
-    """Claim every alert that needs work and hand each successful claim to ``enqueue``."""
-    report = PollReport(mapped=store.ensure_mappings())
-    store.ensure_history()
-    for page in store.search_pages(selection.work_query(settings), selection.SORT, settings.batch_size):
+def claim_and_queue(
+    settings: Settings,
+    store: AlertStore,
+    query: dict[str, Any],
+    enqueue: Callable[[Job], None],
+    *,
+    source: str | None = None,
+    priority: int | None = None,
+    on_page: Callable[[PollReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PollReport:
+    """Claim every alert matching ``query`` (conditionally, in bulk) and queue each successful claim.
+
+    ``source`` and ``priority`` override what the poll derives (``new``/``stale``/``reassess``, severity).
+    ``should_stop`` is asked between pages, so an interrupted run never leaves a claim unqueued.
+    """
+    report = PollReport()
+    for page in store.search_pages(query, selection.SORT, settings.batch_size):
         report.found += len(page)
         stamp = now_iso()
-        jobs = [Job(hit.index, hit.id, uuid.uuid4().hex, _priority(hit)) for hit in page]
+        jobs = [Job(hit.index, hit.id, uuid.uuid4().hex, _priority(hit) if priority is None else priority)
+                for hit in page]
         docs = [
             fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp,
-                          source=_claim_source(hit, settings), next_attempt_at=None)
+                          source=_claim_source(hit, settings, source), next_attempt_at=None)
             for hit, job in zip(page, jobs, strict=True)
         ]
         for job, claimed in zip(jobs, store.claim(page, docs), strict=True):
@@ -88,6 +106,19 @@ def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) 
                 report.claimed += 1
                 enqueue(job)
                 report.queued += 1
+        if on_page is not None:
+            on_page(report)
+        if should_stop is not None and should_stop():
+            break
+    return report
+
+
+def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) -> PollReport:
+    """Map our fields, then claim every alert that needs work and hand each claim to ``enqueue``."""
+    mapped = store.ensure_mappings()
+    store.ensure_history()
+    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue)
+    report.mapped = mapped
     return report
 
 

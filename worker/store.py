@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from elasticsearch import (
@@ -84,7 +85,7 @@ class AlertStore:
             mappings = self.es.indices.get_mapping(index=",".join(indices), expand_wildcards="open,hidden").body
             updated = []
             for index in indices:
-                present = _mapped_paths(mappings.get(index, {}).get("mappings", {}))
+                present = mapped_paths(mappings.get(index, {}).get("mappings", {}))
                 if not set(fields.leaf_paths()) <= present:
                     self.es.indices.put_mapping(index=index, **fields.mapping_body())
                     updated.append(index)
@@ -175,6 +176,53 @@ class AlertStore:
                     alert_claim_id(found.get("_source", {})) == ours
         return results
 
+    # -- reports --------------------------------------------------------------------------------------
+    def count(self, query: dict[str, Any]) -> int:
+        response = self.es.count(index=self.index_pattern, query=query, expand_wildcards="open,hidden",
+                                 ignore_unavailable=True, allow_no_indices=True)
+        return int(response["count"])
+
+    def status_counts(self) -> dict[str, int]:
+        """Alerts per ``lme.ai.status``."""
+        response = self.es.search(
+            index=self.index_pattern, size=0, expand_wildcards="open,hidden", ignore_unavailable=True,
+            aggs={"status": {"terms": {"field": fields.field("status"), "size": 10}}},
+        )
+        buckets = response.get("aggregations", {}).get("status", {}).get("buckets", [])
+        return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+    def oldest_claim(self, status: str) -> float | None:
+        """Epoch seconds of the oldest ``claimed_at`` among alerts in ``status``."""
+        response = self.es.search(
+            index=self.index_pattern, size=0, expand_wildcards="open,hidden", ignore_unavailable=True,
+            query={"term": {fields.field("status"): status}},
+            aggs={"oldest": {"min": {"field": fields.field("claimed_at")}}},
+        )
+        value = response.get("aggregations", {}).get("oldest", {}).get("value")
+        return None if value is None else float(value) / 1000
+
+    def history_stats(self, window: timedelta) -> dict[str, Any]:
+        """Assessments recorded in the last ``window``: count, failures, mean and 95th percentile duration."""
+        try:
+            response = self.es.search(
+                index=history.ALIAS, size=0, ignore_unavailable=True, track_total_hits=True,
+                query={"range": {"@timestamp": {"gte": f"now-{int(window.total_seconds())}s"}}},
+                aggs={"failed": {"filter": {"term": {"status": "failed"}}},
+                      "mean": {"avg": {"field": "duration_ms"}},
+                      "p95": {"percentiles": {"field": "duration_ms", "percents": [95]}}},
+            )
+        except NotFoundError:
+            return {"count": 0, "failed": 0, "mean_ms": None, "p95_ms": None}
+        aggs = response.get("aggregations", {})
+        p95 = next(iter((aggs.get("p95", {}).get("values") or {}).values()), None)
+        mean = aggs.get("mean", {}).get("value")
+        return {
+            "count": int(response["hits"]["total"]["value"]),
+            "failed": int(aggs.get("failed", {}).get("doc_count", 0)),
+            "mean_ms": None if mean is None else round(mean, 1),
+            "p95_ms": None if p95 is None else round(p95, 1),
+        }
+
     # -- one alert --------------------------------------------------------------------------------
     def get(self, index: str, alert_id: str) -> Doc | None:
         """The alert as it is now (a realtime get), or None if it is gone."""
@@ -234,12 +282,12 @@ def _merged(source: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _mapped_paths(mapping: dict[str, Any], prefix: str = "") -> set[str]:
+def mapped_paths(mapping: dict[str, Any], prefix: str = "") -> set[str]:
     paths: set[str] = set()
     for name, spec in (mapping.get("properties") or {}).items():
         path = f"{prefix}{name}"
         if "properties" in spec:
-            paths |= _mapped_paths(spec, path + ".")
+            paths |= mapped_paths(spec, path + ".")
         else:
             paths.add(path)
     return paths

@@ -1,0 +1,109 @@
+"""What the operator commands do, as plain functions: requeue, backfill, status.
+
+The CLI (``worker/cli.py``) only parses arguments and prints; everything here can be driven by tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import redis
+
+from worker import fields, heartbeat, history, pipeline, selection
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.pipeline import Job, PollReport, Services
+
+PRIORITY_LEVELS = range(10)
+QUEUE_SEPARATOR = ":"  # kombu's Redis transport: one list per priority, "<queue>:<priority>" (0 is bare)
+
+
+@dataclass
+class Preview:
+    count: int
+    ids: list[str] = field(default_factory=list)
+
+
+def preview(services: Services, query: dict[str, Any], limit: int = 50) -> Preview:
+    """How many alerts ``query`` selects and the first ``limit`` ids, without claiming anything."""
+    result = Preview(services.store.count(query))
+    for page in services.store.search_pages(query, selection.SORT, min(services.settings.batch_size, limit)):
+        result.ids.extend(hit.id for hit in page)
+        if len(result.ids) >= limit:
+            break
+    result.ids = result.ids[:limit]
+    return result
+
+
+def requeue(services: Services, query: dict[str, Any], enqueue: Callable[[Job], None]) -> PollReport:
+    """Claim and queue the selected alerts ahead of the backlog; alerts already in flight are skipped."""
+    services.store.ensure_mappings()
+    return pipeline.claim_and_queue(services.settings, services.store, query, enqueue, source="requeue",
+                                    priority=pipeline.REQUEUE_PRIORITY)
+
+
+def backfill(
+    services: Services,
+    since: timedelta,
+    enqueue: Callable[[Job], None],
+    *,
+    on_page: Callable[[PollReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PollReport:
+    """Claim and queue never-assessed alerts back to ``since`` ago, behind new work.
+
+    Each page's claims are queued before the next page is read and ``should_stop`` is asked between
+    pages, so an interrupted backfill leaves nothing claimed but unqueued; a rerun finds only the rest.
+    """
+    services.store.ensure_mappings()
+    return pipeline.claim_and_queue(
+        services.settings, services.store, selection.backfill_query(services.settings, since), enqueue,
+        source="backfill", priority=pipeline.BACKFILL_PRIORITY, on_page=on_page, should_stop=should_stop,
+    )
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting in each of our Celery queues (all priority levels added up)."""
+    depths = {}
+    for queue in (POLL_QUEUE, ASSESS_QUEUE):
+        names = [queue, *(f"{queue}{QUEUE_SEPARATOR}{p}" for p in PRIORITY_LEVELS if p)]
+        pipe = client.pipeline()
+        for name in names:
+            pipe.llen(name)
+        depths[queue] = int(sum(pipe.execute()))
+    return depths
+
+
+def status(services: Services, client: redis.Redis, alive: Callable[[], list[str]]) -> dict[str, Any]:
+    """Everything ``lme-enrich status`` reports, as one JSON-ready dict."""
+    store = services.store
+    settings = services.settings
+    counts = store.status_counts()
+    waiting = counts.get("queued", 0) + counts.get("running", 0)
+    oldest = store.oldest_claim(fields.Status.queued.value)
+    now = time.time()
+    stats = store.history_stats(timedelta(hours=1))
+    per_hour = stats["count"]
+    eta_s = round(waiting / per_hour * 3600, 1) if per_hour else None
+    beat_seen = heartbeat.last_seen(client, "beat")
+    poll_seen = heartbeat.last_seen(client, "poll")
+    interval = min(settings.poll_interval.total_seconds(), 30.0)
+    workers = alive()
+    return {
+        "alerts": {"by_status": counts, "waiting": waiting, "unassessed_in_window": store.count(
+            selection.new_alerts(settings)),
+            "oldest_wait_s": None if oldest is None else round(max(now - oldest, 0.0), 1)},
+        "queues": queue_depths(client),
+        "last_hour": {"assessed": per_hour, "failed": stats["failed"], "mean_duration_ms": stats["mean_ms"],
+                      "p95_duration_ms": stats["p95_ms"]},
+        "backlog_eta_s": eta_s,
+        "last_poll_at": poll_seen,
+        "beat": {"last_seen_at": beat_seen,
+                 "alive": heartbeat.beat_is_fresh(client, max_age=3 * interval + 30, now=now)},
+        "workers": {"alive": sorted(workers), "poll": any(w.startswith("poll@") for w in workers),
+                    "assess": any(w.startswith(("assess@", "all@")) for w in workers)},
+        "history_index": history.ALIAS,
+    }
