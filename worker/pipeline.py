@@ -8,7 +8,6 @@ back, conditional on what we read, re-reading on conflict.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -19,7 +18,7 @@ from typing import Any, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from worker import alert, assessment, fields, history, prompt, selection
+from worker import alert, assessment, fields, fingerprint, history, prompt, selection
 from worker.fields import IN_FLIGHT, Status
 from worker.llm import Completion, LLMClient, LLMError
 from worker.settings import Settings
@@ -170,9 +169,8 @@ def _without_tag(source: dict[str, Any], tag: str) -> dict[str, Any]:
     return partial
 
 
-def fingerprint(model: str, built: prompt.Prompt) -> str:
-    digest = hashlib.sha256(f"{model}\n{built.version}\n{built.extract}".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:32]
+def fingerprint_of(model: str, source: dict[str, Any], built: prompt.Prompt) -> str:
+    return fingerprint.compute(source, built.pairs, model=model, prompt_version=built.version)
 
 
 class _Attempts:
@@ -266,7 +264,8 @@ class _Run:
         self._finish(fields.ai_doc(
             status=Status.done.value, enriched_at=now_iso(), duration_ms=self._elapsed_ms(),
             model=self.completion.model, prompt_version=self.built.version,
-            fingerprint=fingerprint(self.llm.model, self.built), injection_suspected=self.built.injection_suspected,
+            fingerprint=fingerprint_of(self.llm.model, self.attempts.doc.source, self.built),
+            injection_suspected=self.built.injection_suspected,
             error=None, error_kind=None, next_attempt_at=None, cached=False, cached_from=None,
             tokens={"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
             **answer.as_fields(),

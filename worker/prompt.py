@@ -55,15 +55,15 @@ class ExtractField:
     max_chars: int
 
 
-# Order is part of the prompt version: change it and bump PROMPT_VERSION.
+# Order is part of the prompt version: change it and bump PROMPT_VERSION. No event time: it changes with
+# every alert of a storm but not the assessment, and costs tokens.
 FIELDS: Final[tuple[ExtractField, ...]] = (
     ExtractField("rule", ("kibana.alert.rule.name", "signal.rule.name"), 200),
     ExtractField("rule_description", ("kibana.alert.rule.description", "kibana.alert.rule.parameters.description"),
-                 400),
+                 300),
     ExtractField("severity", ("kibana.alert.severity", "kibana.alert.rule.severity"), 20),
     ExtractField("risk_score", ("kibana.alert.risk_score", "kibana.alert.rule.risk_score"), 10),
     ExtractField("reason", ("kibana.alert.reason",), 400),
-    ExtractField("event_time", ("kibana.alert.original_time", "@timestamp"), 40),
     ExtractField("event_action", ("event.action", "kibana.alert.original_event.action"), 120),
     ExtractField("event_outcome", ("event.outcome", "kibana.alert.original_event.outcome"), 40),
     ExtractField("host", ("host.name", "host.hostname"), 120),
@@ -101,7 +101,8 @@ _INJECTION_PATTERNS: Final = re.compile(
 @dataclass(frozen=True)
 class Prompt:
     messages: list[dict[str, str]]
-    extract: str  # the fenced block's content, for fingerprints and audit
+    extract: str  # the fenced block's content, for audit
+    pairs: tuple[tuple[str, str], ...]  # the extract as (label, value), for fingerprints
     version: str
     injection_suspected: bool
 
@@ -199,6 +200,7 @@ def build(source: dict[str, Any], *, scale: float = 1.0) -> Prompt:
     return Prompt(
         messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
         extract=extract,
+        pairs=tuple(pairs),
         version=PROMPT_VERSION,
         injection_suspected=any(_INJECTION_PATTERNS.search(value) for _, value in pairs),
     )
