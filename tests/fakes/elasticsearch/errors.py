@@ -43,12 +43,9 @@ class ESError(Exception):
 
 
 def index_not_found(index: str) -> ESError:
-    return ESError(
-        404,
-        "index_not_found_exception",
-        f"no such index [{index}]",
-        **{"resource.type": "index_or_alias", "resource.id": index, "index_uuid": "_na_", "index": index},
-    )
+    extra: dict[str, Any] = {"resource.type": "index_or_alias", "resource.id": index, "index_uuid": "_na_",
+                             "index": index}
+    return ESError(404, "index_not_found_exception", f"no such index [{index}]", **extra)
 
 
 def illegal_argument(reason: str) -> ESError:
