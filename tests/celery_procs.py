@@ -36,6 +36,7 @@ class CeleryProcesses:
     def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:

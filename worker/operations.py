@@ -13,9 +13,11 @@ from typing import Any
 
 import redis
 
-from worker import fields, heartbeat, history, pipeline, selection
+from worker import claiming, coordinator, fields, heartbeat, history, selection
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
-from worker.pipeline import Job, PollReport, Services
+from worker.claiming import ClaimReport
+from worker.pipeline import Services
+from worker.scheduler import Job, Scheduler
 
 PRIORITY_LEVELS = range(10)
 QUEUE_SEPARATOR = ":"  # kombu's Redis transport: one list per priority, "<queue>:<priority>" (0 is bare)
@@ -38,31 +40,36 @@ def preview(services: Services, query: dict[str, Any], limit: int = 50) -> Previ
     return result
 
 
-def requeue(services: Services, query: dict[str, Any], enqueue: Callable[[Job], None]) -> PollReport:
-    """Claim and queue the selected alerts ahead of the backlog; alerts already in flight are skipped."""
+def requeue(services: Services, scheduler: Scheduler, query: dict[str, Any],
+            send: Callable[[Job], None]) -> ClaimReport:
+    """Claim the selected alerts and put them ahead of the backlog; alerts already in flight are skipped."""
     services.store.ensure_mappings()
-    return pipeline.claim_and_queue(services.settings, services.store, query, enqueue, source="requeue",
-                                    priority=pipeline.REQUEUE_PRIORITY)
+    report = claiming.claim_and_queue(services.settings, services.store, query, scheduler.add, source="requeue")
+    coordinator.dispatch(services, scheduler, send)
+    return report
 
 
 def backfill(
     services: Services,
+    scheduler: Scheduler,
     since: timedelta,
-    enqueue: Callable[[Job], None],
+    send: Callable[[Job], None],
     *,
-    on_page: Callable[[PollReport], None] | None = None,
+    on_page: Callable[[ClaimReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> PollReport:
-    """Claim and queue never-assessed alerts back to ``since`` ago, behind new work.
+) -> ClaimReport:
+    """Claim never-assessed alerts back to ``since`` ago and queue them behind new work.
 
     Each page's claims are queued before the next page is read and ``should_stop`` is asked between
     pages, so an interrupted backfill leaves nothing claimed but unqueued; a rerun finds only the rest.
     """
     services.store.ensure_mappings()
-    return pipeline.claim_and_queue(
-        services.settings, services.store, selection.backfill_query(services.settings, since), enqueue,
-        source="backfill", priority=pipeline.BACKFILL_PRIORITY, on_page=on_page, should_stop=should_stop,
+    report = claiming.claim_and_queue(
+        services.settings, services.store, selection.backfill_query(services.settings, since), scheduler.add,
+        source="backfill", on_page=on_page, should_stop=should_stop,
     )
+    coordinator.dispatch(services, scheduler, send)
+    return report
 
 
 def queue_depths(client: redis.Redis) -> dict[str, int]:
@@ -77,10 +84,11 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
     return depths
 
 
-def status(services: Services, client: redis.Redis, alive: Callable[[], list[str]]) -> dict[str, Any]:
+def status(services: Services, scheduler: Scheduler, alive: Callable[[], list[str]]) -> dict[str, Any]:
     """Everything ``lme-enrich status`` reports, as one JSON-ready dict."""
     store = services.store
     settings = services.settings
+    client = scheduler.redis
     counts = store.status_counts()
     waiting = counts.get("queued", 0) + counts.get("running", 0)
     oldest = store.oldest_claim(fields.Status.queued.value)
@@ -96,7 +104,8 @@ def status(services: Services, client: redis.Redis, alive: Callable[[], list[str
         "alerts": {"by_status": counts, "waiting": waiting, "unassessed_in_window": store.count(
             selection.new_alerts(settings)),
             "oldest_wait_s": None if oldest is None else round(max(now - oldest, 0.0), 1)},
-        "queues": queue_depths(client),
+        "queues": {**queue_depths(client), "waiting_for_dispatch": scheduler.pending_count(),
+                   "dispatched": scheduler.inflight_count()},
         "last_hour": {"assessed": per_hour, "failed": stats["failed"], "mean_duration_ms": stats["mean_ms"],
                       "p95_duration_ms": stats["p95_ms"]},
         "backlog_eta_s": eta_s,

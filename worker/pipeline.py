@@ -1,124 +1,37 @@
-"""One alert's way through lme-enrich, as plain functions the Celery tasks call.
+"""Assess one claimed alert: the heart of the pipeline, as plain functions the assess task calls.
 
-``poll``: map our fields on every backing index, find alerts that need work, claim each with a
-conditional update and queue only the successful claims. ``assess``: re-read the alert, check the claim
-is still ours, mark it running, ask the model (retrying brief faults), validate the answer and write it
-back, conditional on what we read, re-reading on conflict.
+Re-read the alert, check the claim is still ours, mark it running, ask the model (retrying brief
+faults), validate the answer and write it back, conditional on what we read, re-reading on conflict.
+Claiming is in ``claiming.py``; ordering, cache and coalescing in ``scheduler.py`` and ``coordinator.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from worker import alert, assessment, fields, fingerprint, history, prompt, selection
+from worker import alert, assessment, fields, fingerprint, history, prompt
 from worker.fields import IN_FLIGHT, Status
 from worker.llm import Completion, LLMClient, LLMError
+from worker.scheduler import Job
 from worker.settings import Settings
-from worker.store import AlertStore, Doc, Hit, alert_claim_id
+from worker.store import AlertStore, Doc, alert_claim_id
 
 log = logging.getLogger(__name__)
 
-# Redis priorities: 0 is served first. A person's requeue goes ahead of the backlog, a backfill behind it.
-REQUEUE_PRIORITY = 0
-PRIORITY = {"critical": 1, "high": 3, "medium": 6, "low": 8}
-BACKFILL_PRIORITY = 9
 CONFLICT_RETRIES = 8
 PROMPT_SCALES = (1.0, 0.5, 0.25)  # shrink a prompt that does not fit the model's context
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one assess task carries: ids only, never documents or secrets."""
-
-    index: str
-    alert_id: str
-    claim_id: str
-    priority: int = PRIORITY["medium"]
-
-
-@dataclass
-class PollReport:
-    mapped: list[str] = field(default_factory=list)
-    found: int = 0
-    claimed: int = 0
-    queued: int = 0
 
 
 def now_iso(now: datetime | None = None) -> str:
     moment = now or datetime.now(UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _claim_source(hit: Hit, settings: Settings, default: str | None) -> str:
-    # The tag wins: a run on a tagged alert must remove the tag when it finishes, whoever started it.
-    if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
-        return "reassess"
-    if default is not None:
-        return default
-    if alert.first(hit.source, fields.field("status")) in IN_FLIGHT:
-        return "stale"
-    return "new"
-
-
-def _priority(hit: Hit) -> int:
-    severity = alert.first(hit.source, "kibana.alert.severity")
-    return PRIORITY.get(str(severity).lower(), PRIORITY["medium"])
-
-
-def claim_and_queue(
-    settings: Settings,
-    store: AlertStore,
-    query: dict[str, Any],
-    enqueue: Callable[[Job], None],
-    *,
-    source: str | None = None,
-    priority: int | None = None,
-    on_page: Callable[[PollReport], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> PollReport:
-    """Claim every alert matching ``query`` (conditionally, in bulk) and queue each successful claim.
-
-    ``source`` and ``priority`` override what the poll derives (``new``/``stale``/``reassess``, severity).
-    ``should_stop`` is asked between pages, so an interrupted run never leaves a claim unqueued.
-    """
-    report = PollReport()
-    for page in store.search_pages(query, selection.SORT, settings.batch_size):
-        report.found += len(page)
-        stamp = now_iso()
-        jobs = [Job(hit.index, hit.id, uuid.uuid4().hex, _priority(hit) if priority is None else priority)
-                for hit in page]
-        docs = [
-            fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp,
-                          source=_claim_source(hit, settings, source), next_attempt_at=None)
-            for hit, job in zip(page, jobs, strict=True)
-        ]
-        for job, claimed in zip(jobs, store.claim(page, docs), strict=True):
-            if claimed:
-                report.claimed += 1
-                enqueue(job)
-                report.queued += 1
-        if on_page is not None:
-            on_page(report)
-        if should_stop is not None and should_stop():
-            break
-    return report
-
-
-def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Job], None]) -> PollReport:
-    """Map our fields, then claim every alert that needs work and hand each claim to ``enqueue``."""
-    mapped = store.ensure_mappings()
-    store.ensure_history()
-    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue)
-    report.mapped = mapped
-    return report
 
 
 # -- assess ---------------------------------------------------------------------------------------
@@ -131,6 +44,8 @@ class Outcome:
     result: Result
     reason: str = ""
     retry_in: float | None = None
+    kind: str = ""  # error kind of a failure
+    shared: dict[str, Any] | None = None  # the lme.ai fields of a success, for alerts that share it
 
 
 class Superseded(Exception):
@@ -149,7 +64,7 @@ def _check_ours(doc: Doc | None, claim_id: str) -> Doc:
     return doc
 
 
-def _update_ours(store: AlertStore, doc: Doc, claim_id: str, make: Callable[[Doc], dict[str, Any]]) -> Doc:
+def update_ours(store: AlertStore, doc: Doc, claim_id: str, make: Callable[[Doc], dict[str, Any]]) -> Doc:
     """Apply ``make(current)`` conditionally; on a conflict re-read, re-check the claim, and try again."""
     for _ in range(CONFLICT_RETRIES):
         updated = store.update(doc, make(doc))
@@ -159,7 +74,7 @@ def _update_ours(store: AlertStore, doc: Doc, claim_id: str, make: Callable[[Doc
     raise Superseded(f"the alert kept changing under us ({CONFLICT_RETRIES} conflicts in a row)")
 
 
-def _without_tag(source: dict[str, Any], tag: str) -> dict[str, Any]:
+def without_tag(source: dict[str, Any], tag: str) -> dict[str, Any]:
     """A partial update that removes ``tag`` from the workflow tags, in the key form the alert uses."""
     keys = alert.key_form(source, "kibana.alert.workflow_tags") or ("kibana.alert.workflow_tags",)
     current = alert.values(source, "kibana.alert.workflow_tags")
@@ -182,7 +97,7 @@ class _Attempts:
 
     def begin(self) -> None:
         if self.calls:  # the first call was counted when the alert was marked running
-            self.doc = _update_ours(self.store, self.doc, self.claim_id, lambda d: fields.ai_doc(
+            self.doc = update_ours(self.store, self.doc, self.claim_id, lambda d: fields.ai_doc(
                 attempts=int(_ai(d.source, "attempts") or 0) + 1))
         self.calls += 1
 
@@ -230,7 +145,7 @@ def assess(services: Services, job: Job, *, task_retries: int = 0) -> Outcome:
     store = services.store
     try:
         doc = _check_ours(store.get(job.index, job.alert_id), job.claim_id)
-        doc = _update_ours(store, doc, job.claim_id, lambda d: fields.ai_doc(
+        doc = update_ours(store, doc, job.claim_id, lambda d: fields.ai_doc(
             status=Status.running.value, started_at=now_iso(), attempts=int(_ai(d.source, "attempts") or 0) + 1))
         return _Run(services, job, _Attempts(store, doc, job.claim_id)).assess(task_retries)
     except Superseded as exc:
@@ -261,16 +176,18 @@ class _Run:
             return self._fail(exc.kind, str(exc))
         except assessment.AnswerError as exc:
             return self._fail(exc.kind, str(exc))
-        self._finish(fields.ai_doc(
-            status=Status.done.value, enriched_at=now_iso(), duration_ms=self._elapsed_ms(),
-            model=self.completion.model, prompt_version=self.built.version,
-            fingerprint=fingerprint_of(self.llm.model, self.attempts.doc.source, self.built),
-            injection_suspected=self.built.injection_suspected,
-            error=None, error_kind=None, next_attempt_at=None, cached=False, cached_from=None,
-            tokens={"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
+        result = {
+            "status": Status.done.value, "enriched_at": now_iso(), "duration_ms": self._elapsed_ms(),
+            "model": self.completion.model, "prompt_version": self.built.version,
+            # The scheduler keyed coalescing and the cache on the job's fingerprint: record that one.
+            "fingerprint": self.job.fingerprint or fingerprint_of(self.llm.model, self.attempts.doc.source, self.built),
+            "injection_suspected": self.built.injection_suspected,
+            "error": None, "error_kind": None, "next_attempt_at": None, "cached": False, "cached_from": None,
+            "tokens": {"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
             **answer.as_fields(),
-        ))
-        return Outcome("done")
+        }
+        self._finish(fields.ai_doc(**result))
+        return Outcome("done", shared=result)
 
     def _complete_fitting(self) -> Completion:
         """Ask the model, shrinking the extract when the prompt is over the model's context."""
@@ -306,7 +223,7 @@ class _Run:
                                    enriched_at=now_iso(), duration_ms=self._elapsed_ms(), next_attempt_at=None,
                                    model=self.llm.model, prompt_version=self.built.version,
                                    injection_suspected=self.built.injection_suspected))
-        return Outcome("failed", reason)
+        return Outcome("failed", reason, kind=kind)
 
     def _finish(self, result: dict[str, Any]) -> None:
         """Write the final state; a run that came from the re-assess tag also removes that tag (only it)."""
@@ -316,40 +233,49 @@ class _Run:
             if _ai(current.source, "source") == "reassess" and tag in alert.values(
                 current.source, "kibana.alert.workflow_tags"
             ):
-                return {**result, **_without_tag(current.source, tag)}
+                return {**result, **without_tag(current.source, tag)}
             return result
 
         self._update(make)
         self._record_history(result["lme"]["ai"])
 
     def _record_history(self, result: dict[str, Any]) -> None:
-        source = self.attempts.doc.source
         limit = self.settings.history_max_chars
-        doc = {
-            "@timestamp": now_iso(),
-            "alert": {
-                "id": self.job.alert_id, "index": self.job.index,
-                "severity": alert.first(source, "kibana.alert.severity"),
-                "risk_score": alert.first(source, "kibana.alert.risk_score"),
-                "timestamp": alert.first(source, "@timestamp"),
-                "host": alert.first(source, "host.name"), "user": alert.first(source, "user.name"),
-            },
-            "rule": {
-                "name": alert.first(source, "kibana.alert.rule.name"),
-                "id": alert.first(source, "kibana.alert.rule.rule_id") or alert.first(source, "kibana.alert.rule.uuid"),
-                "version": _text_or_none(alert.first(source, "kibana.alert.rule.version")),
-            },
-            "source": _ai(source, "source"),
-            "attempts": _ai(source, "attempts"),
-            "queued_ms": _ms_since(_ai(source, "claimed_at"), _ai(source, "started_at")),
-            "prompt": history.truncate(self.built.messages[-1]["content"], limit),
-            "raw_reply": history.truncate(self.completion.content if self.completion else None, limit),
-            **{k: v for k, v in result.items() if k in history.PROPERTIES and k not in ("source", "attempts")},
-        }
-        self.store.record_history(doc)
+        self.store.record_history(history_record(
+            self.attempts.doc, result,
+            prompt_text=history.truncate(self.built.messages[-1]["content"], limit),
+            raw_reply=history.truncate(self.completion.content if self.completion else None, limit),
+        ))
 
     def _update(self, make: Callable[[Doc], dict[str, Any]]) -> None:
-        self.attempts.doc = _update_ours(self.store, self.attempts.doc, self.job.claim_id, make)
+        self.attempts.doc = update_ours(self.store, self.attempts.doc, self.job.claim_id, make)
+
+
+def history_record(doc: Doc, result: dict[str, Any], *, prompt_text: str | None = None,
+                   raw_reply: str | None = None) -> dict[str, Any]:
+    """The history document of one finished assessment of the alert ``doc`` (as it is after the write)."""
+    source = doc.source
+    return {
+        "@timestamp": now_iso(),
+        "alert": {
+            "id": doc.id, "index": doc.index,
+            "severity": alert.first(source, "kibana.alert.severity"),
+            "risk_score": alert.first(source, "kibana.alert.risk_score"),
+            "timestamp": alert.first(source, "@timestamp"),
+            "host": alert.first(source, "host.name"), "user": alert.first(source, "user.name"),
+        },
+        "rule": {
+            "name": alert.first(source, "kibana.alert.rule.name"),
+            "id": alert.first(source, "kibana.alert.rule.rule_id") or alert.first(source, "kibana.alert.rule.uuid"),
+            "version": _text_or_none(alert.first(source, "kibana.alert.rule.version")),
+        },
+        "source": _ai(source, "source"),
+        "attempts": _ai(source, "attempts"),
+        "queued_ms": _ms_since(_ai(source, "claimed_at"), _ai(source, "started_at")),
+        "prompt": prompt_text,
+        "raw_reply": raw_reply,
+        **{k: v for k, v in result.items() if k in history.PROPERTIES and k not in ("source", "attempts")},
+    }
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -86,6 +86,9 @@ FIELDS: Final[tuple[ExtractField, ...]] = (
     ExtractField("url", ("url.full", "url.original"), 300),
 )
 
+# Every _source path the extract reads (a search that needs only the prompt can fetch just these).
+SOURCE_PATHS: Final = tuple(sorted({path for spec in FIELDS for path in spec.paths} | {"kibana.alert.rule.threat"}))
+
 MAX_TECHNIQUES: Final = 6
 MAX_LIST_VALUES: Final = 5
 

@@ -1,13 +1,20 @@
-"""Queue one assessment task for a claimed alert (by task name: producers need not import the tasks)."""
+"""Send one assessment task for a job (by task name: producers need not import the tasks)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from worker.app import app
-from worker.pipeline import Job
+from worker.scheduler import Job
 
 ASSESS_TASK = "lme_enrich.assess"
+# Celery priority within the assess queue (0 first); the scheduler already chose the order, this only
+# keeps a requeue ahead of tasks sent just before it.
+CELERY_PRIORITY = {"requeue": 0, "critical": 1, "high": 3, "medium": 6, "low": 8, "backfill": 9}
 
 
-def enqueue_assessment(job: Job) -> None:
-    """Send the assess task for ``job``; its priority orders it in the assess queue (0 first)."""
-    app.send_task(ASSESS_TASK, args=(job.index, job.alert_id, job.claim_id), priority=job.priority)
+def send_assessment(job: Job) -> None:
+    """Send the assess task for ``job``."""
+    meta = asdict(job)
+    args = (meta.pop("index"), meta.pop("alert_id"), meta.pop("claim_id"))
+    app.send_task(ASSESS_TASK, args=args, kwargs=meta, priority=CELERY_PRIORITY.get(job.level, 6))

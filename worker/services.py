@@ -9,6 +9,8 @@ from worker.config import get_settings
 from worker.es import make_client
 from worker.llm import LLMClient, LLMError, tls_verify
 from worker.pipeline import Services
+from worker.redis_client import get_redis
+from worker.scheduler import Scheduler
 from worker.settings import ConfigError, Settings
 from worker.store import AlertStore
 
@@ -42,6 +44,12 @@ def build_services(settings: Settings) -> Services:
 def get_services() -> Services:
     """This process's clients, made on first use (after Celery forked its pool processes)."""
     return build_services(get_settings())
+
+
+@lru_cache(maxsize=1)
+def get_scheduler() -> Scheduler:
+    """This process's view of the waiting alerts (in Redis)."""
+    return Scheduler(get_redis(), get_settings())
 
 
 def check_model(llm: LLMClient) -> None:

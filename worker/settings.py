@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=1, ge=1, le=64)
     claim_lease: Duration = timedelta(hours=2)
 
+    # Throughput on a slow model (see worker/scheduler.py).
+    dispatch_ahead: int = Field(default=0, ge=0, le=1000)  # 0: concurrency + 1
+    priority_aging: Duration = timedelta(minutes=15)
+    cache_enabled: Flag = True
+    cache_ttl: Duration = timedelta(hours=24)
+
     # The history index keeps the exact prompt and raw reply of each assessment, cut to this size.
     history_max_chars: int = Field(default=8000, ge=0, le=1_000_000)
 
@@ -245,6 +251,10 @@ class Settings(BaseSettings):
                 "RETRY_BACKOFF_MAX); a live claim would be taken over. Raise it or lower those."
             )
         return self
+
+    def dispatch_window(self) -> int:
+        """How many assess tasks may be in Celery at once: the model's slots plus one in hand."""
+        return self.dispatch_ahead or self.concurrency + 1
 
     def task_time_limit(self) -> timedelta:
         """The longest one assessment task run may take: every LLM attempt timing out, plus waits."""

@@ -22,13 +22,18 @@ from elasticsearch import (
     TransportError,
 )
 
-from worker import alert, fields, history
+from worker import alert, fields, history, prompt
 
 log = logging.getLogger(__name__)
 
 PIT_KEEP_ALIVE = "2m"
-# Our own fields plus what claiming needs to know; the rest of an alert is fetched by the assess task.
-HIT_SOURCE = ["kibana.alert.workflow_tags", "kibana.alert.severity", "kibana.alert.risk_score", "lme.ai.*"]
+# What claiming needs: our fields, tags and severity, and every field of the prompt extract (the poll
+# computes each alert's fingerprint once, from this read).
+HIT_SOURCE = sorted({
+    "kibana.alert.workflow_tags", "kibana.alert.severity", "kibana.alert.risk_score", "lme.ai.*",
+    "kibana.alert.rule.rule_id", "kibana.alert.rule.uuid", "kibana.alert.rule.version", "kibana.alert.rule.revision",
+    "kibana.alert.rule.threat", *prompt.SOURCE_PATHS,
+})
 
 
 class StoreError(Exception):
@@ -95,8 +100,9 @@ class AlertStore:
         except AuthorizationException as exc:
             raise MappingError(
                 f"Elasticsearch refused to read or put the mapping of {self.index_pattern} ({_reason(exc)}). "
-                "lme-enrich needs the 'view_index_metadata' and 'manage' privileges on the alert indices "
-                "(see README: least-privilege role); without the mapping its fields would be unsearchable."
+                "lme-enrich needs 'view_index_metadata' and 'write' (which covers put-mapping on 8.x) on the "
+                "alert backing indices (`lme-enrich setup-credentials` creates such a key); without the mapping "
+                "its fields would be unsearchable."
             ) from exc
         except ApiError as exc:
             raise MappingError(f"cannot map lme.ai.* fields on {self.index_pattern}: {_reason(exc)}") from exc
@@ -243,6 +249,36 @@ class AlertStore:
         return Doc(doc.index, doc.id, response["_seq_no"], response["_primary_term"], _merged(doc.source, partial))
 
 
+    def mget(self, addresses: list[tuple[str, str]]) -> list[Doc | None]:
+        """Several alerts as they are now (realtime), in the order asked; None for one that is gone."""
+        if not addresses:
+            return []
+        response = self.es.mget(docs=[{"_index": index, "_id": alert_id} for index, alert_id in addresses])
+        return [
+            Doc(d["_index"], d["_id"], d["_seq_no"], d["_primary_term"], d["_source"]) if d.get("found") else None
+            for d in response["docs"]
+        ]
+
+    def update_many(self, docs: list[Doc], partials: list[dict[str, Any]]) -> list[Doc | None]:
+        """Conditional partial updates in one bulk; the new state of each, or None where it conflicted."""
+        if not docs:
+            return []
+        operations: list[dict[str, Any]] = []
+        for doc, partial in zip(docs, partials, strict=True):
+            operations.append({"update": {"_index": doc.index, "_id": doc.id, "if_seq_no": doc.seq_no,
+                                          "if_primary_term": doc.primary_term}})
+            operations.append({"doc": partial})
+        items = self.es.bulk(operations=operations)["items"]
+        results: list[Doc | None] = []
+        for doc, partial, item in zip(docs, partials, items, strict=True):
+            outcome = item["update"]
+            if outcome.get("status", 500) >= 300:
+                results.append(None)
+            else:
+                results.append(Doc(doc.index, doc.id, outcome["_seq_no"], outcome["_primary_term"],
+                                   _merged(doc.source, partial)))
+        return results
+
     # -- history ------------------------------------------------------------------------------------
     def ensure_history(self) -> None:
         """Our history index (template, first backing index, write alias); once per process."""
@@ -264,6 +300,22 @@ class AlertStore:
         except (ApiError, StoreError, TransportError) as exc:
             log.warning("could not record assessment of alert %s in %s: %s",
                         doc.get("alert", {}).get("id"), history.ALIAS, exc)
+
+
+    def record_history_many(self, docs: list[dict[str, Any]]) -> None:
+        """Append several assessments in one bulk; failures are logged, never raised."""
+        if not docs:
+            return
+        try:
+            self.ensure_history()
+            operations: list[dict[str, Any]] = []
+            for doc in docs:
+                operations += [{"create": {"_index": history.ALIAS}}, doc]
+            response = self.es.bulk(operations=operations)
+            if response.get("errors"):
+                log.warning("some history records were refused by %s", history.ALIAS)
+        except (ApiError, StoreError, TransportError) as exc:
+            log.warning("could not record %d assessments in %s: %s", len(docs), history.ALIAS, exc)
 
 
 def alert_claim_id(source: dict[str, Any]) -> str | None:

@@ -1,0 +1,107 @@
+"""Find alerts that need work and claim them, so exactly one worker assesses each.
+
+A claim is a conditional update (``if_seq_no``/``if_primary_term``) that sets ``lme.ai.status: queued``:
+it fails when the alert changed since we saw it (another poller claimed it, or Kibana touched it), so
+only successful claims become jobs. This holds even when our own earlier writes are not yet searchable
+(near-real-time search): the stale hit's sequence number no longer matches.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker import alert, fields, fingerprint, prompt, selection
+from worker.fields import IN_FLIGHT, Status
+from worker.pipeline import now_iso
+from worker.scheduler import Job
+from worker.settings import Settings
+from worker.store import AlertStore, Hit
+
+
+@dataclass
+class ClaimReport:
+    mapped: list[str] = field(default_factory=list)
+    found: int = 0
+    claimed: int = 0
+    queued: int = 0
+
+
+def _claim_source(hit: Hit, settings: Settings, default: str | None) -> str:
+    # The tag wins: a run on a tagged alert must remove the tag when it finishes, whoever started it.
+    if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
+        return "reassess"
+    if default is not None:
+        return default
+    if alert.first(hit.source, fields.field("status")) in IN_FLIGHT:
+        return "stale"
+    return "new"
+
+
+def _level(hit: Hit, source: str) -> str:
+    if source in ("requeue", "backfill"):
+        return source
+    severity = str(alert.first(hit.source, "kibana.alert.severity") or "medium").lower()
+    return severity if severity in ("critical", "high", "medium", "low") else "medium"
+
+
+def job_for(hit: Hit, settings: Settings, source: str, claimed_at: float) -> Job:
+    """The job of a claimed hit; its fingerprint is computed here, once, from the poll's own read."""
+    built = prompt.build(hit.source)
+    return Job(
+        index=hit.index, alert_id=hit.id, claim_id=uuid.uuid4().hex,
+        fingerprint=fingerprint.compute(hit.source, built.pairs, model=settings.llm_model,
+                                        prompt_version=built.version),
+        rule=str(alert.first(hit.source, "kibana.alert.rule.name") or ""),
+        level=_level(hit, source), claimed_at=claimed_at, fresh=source in ("requeue", "reassess"),
+    )
+
+
+def claim_and_queue(
+    settings: Settings,
+    store: AlertStore,
+    query: dict[str, Any],
+    enqueue: Callable[[Iterable[Job]], Any],
+    *,
+    source: str | None = None,
+    on_page: Callable[[ClaimReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ClaimReport:
+    """Claim every alert matching ``query`` (conditionally, in bulk) and hand the claimed jobs to ``enqueue``.
+
+    ``source`` overrides what the poll derives (``new``/``stale``/``reassess``). ``should_stop`` is asked
+    between pages, so an interrupted run never leaves a claim unqueued.
+    """
+    report = ClaimReport()
+    for page in store.search_pages(query, selection.SORT, settings.batch_size):
+        report.found += len(page)
+        stamp, now = now_iso(), time.time()
+        sources = [_claim_source(hit, settings, source) for hit in page]
+        jobs = [job_for(hit, settings, src, now) for hit, src in zip(page, sources, strict=True)]
+        docs = [
+            fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,
+                          next_attempt_at=None)
+            for job, src in zip(jobs, sources, strict=True)
+        ]
+        claimed = [job for job, ok in zip(jobs, store.claim(page, docs), strict=True) if ok]
+        report.claimed += len(claimed)
+        if claimed:
+            enqueue(claimed)
+            report.queued += len(claimed)
+        if on_page is not None:
+            on_page(report)
+        if should_stop is not None and should_stop():
+            break
+    return report
+
+
+def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Iterable[Job]], Any]) -> ClaimReport:
+    """Map our fields, then claim every alert that needs work and hand the claims to ``enqueue``."""
+    mapped = store.ensure_mappings()
+    store.ensure_history()
+    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue)
+    report.mapped = mapped
+    return report

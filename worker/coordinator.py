@@ -1,0 +1,109 @@
+"""Glue between the scheduler, the single-alert pipeline and the alerts that share a fingerprint.
+
+``dispatch`` sends the best waiting alerts to the model and serves cached ones at once; ``settle`` runs
+after an assessment task and hands its result to the alerts that waited for it (coalescing), remembers
+it for later ones (cache), frees the slot and dispatches more. Shared results are written in bulk, each
+update conditional on the alert still carrying the claim we gave it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from worker import alert, fields
+from worker.fields import IN_FLIGHT, Status
+from worker.pipeline import Outcome, Services, Superseded, history_record, now_iso, update_ours, without_tag
+from worker.scheduler import Dispatch, Job, Scheduler
+from worker.store import Doc
+
+log = logging.getLogger(__name__)
+
+# What a shared assessment copies; the rest (claim, attempts, timings) stays the receiving alert's own.
+SHARED_FIELDS = ("summary", "what_happened", "risk_level", "recommended_actions", "confidence", "model",
+                 "prompt_version", "fingerprint", "injection_suspected")
+
+
+def dispatch(services: Services, scheduler: Scheduler, send: Callable[[Job], None]) -> Dispatch:
+    """One dispatch round; cached assessments are written straight away."""
+    decided = scheduler.dispatch(send)
+    for job, cached in decided.cached:
+        share(services, [job], cached, source_alert=str(cached.get("source_alert", "")), cached=True)
+    return decided
+
+
+def settle(services: Services, scheduler: Scheduler, job: Job, outcome: Outcome,
+           send: Callable[[Job], None]) -> None:
+    """After ``job``'s task is finished for good: share its result, free its slot, dispatch more."""
+    scheduler.finished(job)
+    if outcome.result == "done" and outcome.shared is not None:
+        scheduler.remember(job.fingerprint, {**outcome.shared, "source_alert": job.alert_id})
+    followers = scheduler.release_followers(job)
+    if followers:
+        if outcome.result == "done" and outcome.shared is not None:
+            share(services, followers, outcome.shared, source_alert=job.alert_id, cached=False)
+        elif outcome.result == "failed":
+            fail_together(services, followers, job, outcome)
+        else:
+            scheduler.add(followers)  # the leader did not assess: one of them will lead instead
+    dispatch(services, scheduler, send)
+
+
+def _ours(source: dict[str, Any], job: Job) -> bool:
+    return (alert.first(source, fields.field("claim_id")) == job.claim_id
+            and alert.first(source, fields.field("status")) in IN_FLIGHT)
+
+
+def _final_partial(settings_tag: str, source: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    if alert.first(source, fields.field("attempts")) is None:
+        result = {**result, "attempts": 0}  # served without a model call
+    if alert.first(source, fields.field("source")) == "reassess" and settings_tag in alert.values(
+        source, "kibana.alert.workflow_tags"
+    ):
+        return {**fields.ai_doc(**result), **without_tag(source, settings_tag)}
+    return fields.ai_doc(**result)
+
+
+def _write_final(services: Services, jobs: list[Job], result: dict[str, Any]) -> list[Doc]:
+    """Write ``result`` into each job's alert in one bulk, conditional on its claim; conflicts one by one."""
+    store = services.store
+    tag = services.settings.reassess_tag
+    docs = store.mget([(job.index, job.alert_id) for job in jobs])
+    pairs = [(job, doc) for job, doc in zip(jobs, docs, strict=True) if doc is not None and _ours(doc.source, job)]
+    partials = [_final_partial(tag, doc.source, result) for _, doc in pairs]
+    written: list[Doc] = []
+    for (job, doc), ok in zip(pairs, store.update_many([d for _, d in pairs], partials), strict=True):
+        if ok is not None:
+            written.append(ok)
+            continue
+        try:
+            written.append(update_ours(store, doc, job.claim_id,
+                                       lambda current: _final_partial(tag, current.source, result)))
+        except Superseded as exc:
+            log.info("alert %s: %s; leaving it alone", job.alert_id, exc)
+    return written
+
+
+def share(services: Services, jobs: list[Job], shared: dict[str, Any], *, source_alert: str, cached: bool) -> None:
+    """Give ``jobs`` the assessment of ``source_alert`` without a model call."""
+    stamp = now_iso()
+    base = {k: shared[k] for k in SHARED_FIELDS if k in shared}
+    result = {**base, "status": Status.done.value, "started_at": stamp, "enriched_at": stamp, "cached": cached,
+              "cached_from": source_alert, "error": None, "error_kind": None, "next_attempt_at": None,
+              "duration_ms": 0, "tokens": {"prompt": 0, "completion": 0}}
+    written = _write_final(services, jobs, result)
+    _record(services, written, result)
+
+
+def fail_together(services: Services, jobs: list[Job], leader: Job, outcome: Outcome) -> None:
+    """Alerts that waited for a leader whose assessment failed fail with it (and can be requeued)."""
+    result = {"status": Status.failed.value, "enriched_at": now_iso(), "error_kind": outcome.kind or "failed",
+              "error": f"assessed together with alert {leader.alert_id}, which failed: {outcome.reason}"[:2000],
+              "next_attempt_at": None, "cached_from": leader.alert_id}
+    written = _write_final(services, jobs, result)
+    _record(services, written, result)
+
+
+def _record(services: Services, docs: list[Doc], result: dict[str, Any]) -> None:
+    services.store.record_history_many([history_record(doc, result) for doc in docs])

@@ -1,0 +1,287 @@
+"""Fair dispatch of claimed alerts to the model, with a fingerprint cache and coalescing.
+
+Claimed alerts wait in a Redis sorted set, not in the Celery queue: only as many assess tasks as the
+model can use (``LME_ENRICH_DISPATCH_AHEAD``, default concurrency + 1) are in Celery at once, so the
+order is decided when a slot frees up, with what is known then:
+
+- priority: critical, high, medium, low, then backfill; a person's requeue before all of them. Waiting
+  ages an alert: every ``LME_ENRICH_PRIORITY_AGING`` of waiting counts as one severity level, so low
+  alerts are never starved. Because everyone ages at the same rate, this is a static score:
+  ``level x aging + time claimed``.
+- fairness: each rule's recent dispatches add a penalty, so one storming rule cannot take every slot.
+- coalescing: an alert whose fingerprint is being assessed right now waits for that result as a
+  follower instead of queueing its own model call.
+- cache: an alert whose fingerprint was assessed within ``LME_ENRICH_CACHE_TTL`` gets that assessment
+  without a model call (``lme.ai.cached: true``, ``cached_from`` the source alert).
+
+Everything here is Redis; a lost Redis loses only the order: claimed alerts are recovered by the poll
+when their claim goes stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Final, cast
+
+import redis
+
+from worker.settings import Settings
+
+PREFIX: Final = "lme-enrich:"
+PENDING: Final = PREFIX + "pending"
+JOBS: Final = PREFIX + "jobs"
+INFLIGHT: Final = PREFIX + "inflight"
+LEADER: Final = PREFIX + "leader:"
+FOLLOWERS: Final = PREFIX + "followers:"
+GROUP: Final = PREFIX + "pending-fp:"
+CACHE: Final = PREFIX + "cache:"
+RULE_LOAD: Final = PREFIX + "rule-load"
+DISPATCH_LOCK: Final = PREFIX + "dispatch-lock"
+
+LEVELS: Final = {"requeue": -10, "critical": 0, "high": 1, "medium": 2, "low": 3, "backfill": 4}
+RULE_PENALTY_S: Final = 60.0  # each recent dispatch of a rule pushes its next alerts back this much
+RULE_LOAD_HALF_LIFE_S: Final = 600.0
+SCAN: Final = 200  # candidates considered per round
+
+# Add a job: behind its fingerprint's leader if one is in flight (coalescing), else into the waiting set
+# and its fingerprint group. Atomic, so no job can slip between a leader's start and its end.
+_ADD = """
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  return 1
+end
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+if ARGV[1] ~= '' then redis.call('SADD', KEYS[5], ARGV[3]) end
+return 0
+"""
+# Take every follower and end the leadership in one step, so no follower can attach to a finished leader.
+_RELEASE = """
+local followers = redis.call('LRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return followers
+"""
+# Take one waiting job out (the caller that gets it is the only one to handle it).
+_TAKE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+local job = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] ~= '' then redis.call('SREM', KEYS[3], ARGV[1]) end
+return job
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed alert: ids and what ordering and coalescing need; never the document or a secret."""
+
+    index: str
+    alert_id: str
+    claim_id: str
+    fingerprint: str = ""
+    rule: str = ""
+    level: str = "medium"
+    claimed_at: float = 0.0
+    fresh: bool = False  # a person asked for a new assessment (requeue, re-assess tag): never from the cache
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Job:
+        return cls(**json.loads(raw))
+
+
+@dataclass
+class Dispatch:
+    """What one dispatch round decided."""
+
+    sent: list[Job]
+    followers: list[Job]
+    cached: list[tuple[Job, dict[str, Any]]]
+
+
+def _decayed(raw: Any, now: float) -> float:
+    """A rule's recent dispatch count, halving every ``RULE_LOAD_HALF_LIFE_S``."""
+    if raw is None:
+        return 0.0
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    count, stamp = (float(part) for part in text.split(":", 1))
+    return count * math.pow(0.5, max(now - stamp, 0.0) / RULE_LOAD_HALF_LIFE_S)
+
+
+class Scheduler:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.settings = settings
+        self._add = client.register_script(_ADD)
+        self._release = client.register_script(_RELEASE)
+        self._take = client.register_script(_TAKE)
+
+    # -- waiting --------------------------------------------------------------------------------
+    def score(self, job: Job) -> float:
+        return LEVELS.get(job.level, LEVELS["medium"]) * self.settings.priority_aging.total_seconds() + job.claimed_at
+
+    def add(self, jobs: Iterable[Job]) -> int:
+        """Queue claimed jobs; return how many joined a leader already in flight instead of waiting."""
+        lease = int(self.settings.claim_lease.total_seconds())
+        pipe = self.redis.pipeline()
+        for job in jobs:
+            fp = job.fingerprint
+            self._add(keys=[LEADER + fp, FOLLOWERS + fp, PENDING, JOBS, GROUP + fp],
+                      args=[fp, job.to_json(), job.claim_id, self.score(job), lease], client=pipe)
+        return sum(int(r) for r in pipe.execute())
+
+    def _take_job(self, claim_id: str, fingerprint: str) -> Job | None:
+        raw = self._take(keys=[PENDING, JOBS, GROUP + fingerprint], args=[claim_id, fingerprint])
+        return None if raw is None else Job.from_json(raw)
+
+    def _take_group(self, fingerprint: str) -> list[Job]:
+        """Every other waiting job with ``fingerprint``: they will share one answer."""
+        taken = []
+        for claim in self.redis.smembers(GROUP + fingerprint):
+            claim_id = claim.decode() if isinstance(claim, bytes) else str(claim)
+            job = self._take_job(claim_id, fingerprint)
+            if job is not None:
+                taken.append(job)
+        return taken
+
+    def pending_count(self) -> int:
+        return int(self.redis.zcard(PENDING))
+
+    def pending_jobs(self) -> list[Job]:
+        ids = cast(list[bytes], self.redis.zrange(PENDING, 0, -1))
+        raws = self.redis.hmget(JOBS, ids) if ids else []
+        return [Job.from_json(raw) for raw in raws if raw is not None]
+
+    def following_jobs(self) -> list[Job]:
+        """Jobs waiting for a leader's answer (for status and tests)."""
+        jobs = []
+        for key in self.redis.scan_iter(match=FOLLOWERS + "*", count=500):
+            jobs += [Job.from_json(raw) for raw in self.redis.lrange(key, 0, -1)]
+        return jobs
+
+    def inflight_count(self) -> int:
+        return int(self.redis.zcard(INFLIGHT))
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _rule_penalties(self, rules: list[str], now: float) -> dict[str, float]:
+        if not rules:
+            return {}
+        loads = self.redis.hmget(RULE_LOAD, rules)
+        return {rule: _decayed(raw, now) * RULE_PENALTY_S for rule, raw in zip(rules, loads, strict=True)}
+
+    def _bump_rule(self, rule: str, now: float) -> None:
+        self.redis.hset(RULE_LOAD, rule, f"{_decayed(self.redis.hget(RULE_LOAD, rule), now) + 1}:{now}")
+
+    def _expire_inflight(self, now: float) -> None:
+        # A dispatched task that never reported back (its worker died) stops holding a slot after the
+        # longest a task can legitimately take; the poll recovers its alert through the stale claim.
+        horizon = (self.settings.task_time_limit() + self.settings.retry_backoff_max).total_seconds()
+        self.redis.zremrangebyscore(INFLIGHT, "-inf", now - horizon)
+
+    def dispatch(self, send: Callable[[Job], None]) -> Dispatch:
+        """Send the best waiting alerts while the model has room; attach or serve from cache the rest.
+
+        One dispatcher at a time (a Redis lock); every alert leaves the waiting set exactly once (ZREM
+        decides who takes it), so racing dispatchers never send an alert twice.
+        """
+        result = Dispatch([], [], [])
+        lock = self.redis.lock(DISPATCH_LOCK, timeout=60, blocking_timeout=0)
+        if not lock.acquire(blocking=False):
+            return result
+        try:
+            now = time.time()
+            self._expire_inflight(now)
+            free = self.settings.dispatch_window() - self.inflight_count()
+            lease = int(self.settings.claim_lease.total_seconds())
+            while True:
+                ids = cast(list[tuple[bytes, float]], self.redis.zrange(PENDING, 0, SCAN - 1, withscores=True))
+                if not ids:
+                    break
+                raws = self.redis.hmget(JOBS, [claim for claim, _ in ids])
+                jobs = [(Job.from_json(raw), score) for raw, (_, score) in zip(raws, ids, strict=True) if raw]
+                penalties = self._rule_penalties(sorted({job.rule for job, _ in jobs}), now)
+                jobs.sort(key=lambda js: js[1] + penalties.get(js[0].rule, 0.0))
+                progressed = False
+                for candidate, _score in jobs:
+                    # Without a free slot, only what needs none goes ahead: a cached answer, and a person's
+                    # requeue (it goes to Celery ahead of the backlog).
+                    no_room = free <= 0 and candidate.level != "requeue"
+                    if no_room and (candidate.fresh or self.cached(candidate.fingerprint) is None):
+                        continue
+                    job = self._take_job(candidate.claim_id, candidate.fingerprint)
+                    if job is None:
+                        continue  # taken by another dispatcher
+                    progressed = True
+                    cached = None if job.fresh else self.cached(job.fingerprint)
+                    if cached is not None:
+                        group = [job, *self._take_group(job.fingerprint)] if job.fingerprint else [job]
+                        result.cached.extend((member, cached) for member in group)
+                        continue
+                    if job.fingerprint and not self.redis.set(LEADER + job.fingerprint, job.claim_id, nx=True,
+                                                              ex=lease):
+                        # Its leader started meanwhile (another dispatcher): join it.
+                        if self.add([job]):
+                            result.followers.append(job)
+                        continue
+                    self.redis.zadd(INFLIGHT, {job.claim_id: now})
+                    self._bump_rule(job.rule, now)
+                    send(job)
+                    result.sent.append(job)
+                    free -= 1
+                    if job.fingerprint:
+                        followers = self._take_group(job.fingerprint)
+                        for follower in followers:
+                            self._add(keys=[LEADER + job.fingerprint, FOLLOWERS + job.fingerprint, PENDING, JOBS,
+                                            GROUP + job.fingerprint],
+                                      args=[job.fingerprint, follower.to_json(), follower.claim_id,
+                                            self.score(follower), lease])
+                        result.followers.extend(followers)
+                    # Penalties changed: re-rank before the next pick.
+                    break
+                if not progressed:
+                    break
+        finally:
+            with contextlib.suppress(redis.exceptions.LockError):  # it expired: nothing else to undo
+                lock.release()
+        return result
+
+    # -- finishing --------------------------------------------------------------------------------
+    def finished(self, job: Job) -> None:
+        """The task for ``job`` will not run again: its slot is free."""
+        self.redis.zrem(INFLIGHT, job.claim_id)
+
+    def release_followers(self, job: Job) -> list[Job]:
+        """End ``job``'s leadership of its fingerprint and return the alerts that waited for it."""
+        if not job.fingerprint:
+            return []
+        raws = self._release(keys=[LEADER + job.fingerprint, FOLLOWERS + job.fingerprint], args=[job.claim_id])
+        return [Job.from_json(raw) for raw in raws]
+
+    def keep_leading(self, job: Job) -> None:
+        """The leader will retry later: keep followers attached to it meanwhile."""
+        if job.fingerprint:
+            lease = int(self.settings.claim_lease.total_seconds())
+            self.redis.expire(LEADER + job.fingerprint, lease)
+            self.redis.expire(FOLLOWERS + job.fingerprint, lease)
+
+    # -- cache ------------------------------------------------------------------------------------
+    def cached(self, fingerprint: str) -> dict[str, Any] | None:
+        if not fingerprint or not self.settings.cache_enabled:
+            return None
+        raw = self.redis.get(CACHE + fingerprint)
+        return None if raw is None else dict(json.loads(raw))
+
+    def remember(self, fingerprint: str, result: dict[str, Any]) -> None:
+        """Keep a successful assessment for ``LME_ENRICH_CACHE_TTL`` (when the cache is on)."""
+        if fingerprint and self.settings.cache_enabled:
+            ttl = max(int(self.settings.cache_ttl.total_seconds()), 1)
+            self.redis.set(CACHE + fingerprint, json.dumps(result), ex=ttl)
