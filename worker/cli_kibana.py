@@ -63,7 +63,7 @@ def kibana() -> None:
 @kibana.command("install")
 @click.option("--url", help="Kibana URL [env LME_ENRICH_KIBANA_URL; default https://lme-kibana:5601]")
 @click.option("--file", "ndjson", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"saved objects to import [default {kibana_api.DEFAULT_NDJSON}]")
+              help="saved objects to import [default kibana/lme-enrich.ndjson]")
 @click.option("--tag", help="alert tag that asks for a re-assessment [env LME_ENRICH_REASSESS_TAG; default "
                             "'AI: Re-assess']")
 @click.option("--wait", type=click.FloatRange(min=0), default=120.0, show_default=True,
@@ -87,7 +87,7 @@ def install(url: str | None, ndjson: Path | None, tag: str | None, wait: float, 
     if not reassess:
         raise click.UsageError("the re-assess tag must not be empty")
     try:
-        result = kibana_api.install(base, auth, verify, ndjson or kibana_api.DEFAULT_NDJSON, reassess, wait=wait)
+        result = kibana_api.install(base, auth, verify, ndjson or kibana_api.default_ndjson(), reassess, wait=wait)
     except kibana_api.KibanaError as exc:
         if click.get_current_context().find_root().params.get("debug"):
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,15 @@ DEFAULT_ALERT_TAGS: Final = ("Duplicate", "False Positive", "Further investigati
 DEFAULT_NDJSON: Final = Path(__file__).resolve().parents[1] / "kibana" / "lme-enrich.ndjson"
 _XSRF: Final = {"kbn-xsrf": "true"}
 _POLL_EVERY: Final = 2.0
+
+
+def default_ndjson() -> Path:
+    """The saved objects file: in the source tree, where pip installed it, or ``kibana/`` here."""
+    installed = Path(sys.prefix) / "share" / "lme-enrich" / "kibana" / DEFAULT_NDJSON.name  # pip install
+    for candidate in (DEFAULT_NDJSON, installed, Path.cwd() / "kibana" / DEFAULT_NDJSON.name):
+        if candidate.is_file():
+            return candidate
+    return DEFAULT_NDJSON
 
 
 class KibanaError(Exception):
@@ -106,6 +116,8 @@ def _request(client: httpx.Client, url: str, method: str, path: str, **kwargs: A
         if _is_tls_failure(exc):
             raise KibanaError(_tls_message(url, exc)) from None
         raise _Unreachable(f"cannot reach Kibana at {url}: {_reason(exc)}") from None
+    except httpx.ConnectTimeout:
+        raise _Unreachable(f"cannot reach Kibana at {url}: no answer to the connection attempt") from None
     except httpx.TimeoutException:
         raise KibanaError(f"Kibana at {url} did not answer {method} {path} in time") from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
