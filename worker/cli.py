@@ -25,15 +25,17 @@ import redis
 from elastic_transport import TransportError as ESTransportError
 from elasticsearch import ApiError
 
+from worker import credentials, heartbeat, operations, preflight, selection
 from worker import doctor as doctor_module
-from worker import heartbeat, operations, preflight, selection
 from worker.app import app
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.claiming import ClaimReport
+from worker.cli_kibana import kibana as kibana_group
 from worker.config import get_settings
-from worker.pipeline import PollReport
-from worker.queueing import enqueue_assessment
+from worker.es import make_client
+from worker.queueing import send_assessment
 from worker.redis_client import get_redis
-from worker.services import get_services, make_llm
+from worker.services import get_scheduler, get_services, make_llm
 from worker.settings import ConfigError, parse_duration
 from worker.store import StoreError
 
@@ -205,7 +207,7 @@ def requeue(ids: tuple[str, ...], rule: str | None, status_: str | None, since: 
             if found.count > len(found.ids):
                 click.echo(f"  ... and {found.count - len(found.ids)} more")
             return
-        report = operations.requeue(services, query, enqueue_assessment)
+        report = operations.requeue(services, get_scheduler(), query, send_assessment)
     except ApiError as exc:
         raise StoreError(f"Elasticsearch refused the selection: {exc.message}") from exc
     click.echo(f"requeued {report.queued} alert(s) ahead of the backlog"
@@ -235,12 +237,12 @@ def backfill(since: timedelta) -> None:
     try:
         with click.progressbar(length=total, label="backfill", show_eta=True, show_pos=True,
                                file=sys.stderr) as bar:
-            def on_page(report: PollReport) -> None:
+            def on_page(report: ClaimReport) -> None:
                 nonlocal done
                 bar.update(report.found - done)
                 done = report.found
 
-            report = operations.backfill(services, since, enqueue_assessment, on_page=on_page,
+            report = operations.backfill(services, get_scheduler(), since, send_assessment, on_page=on_page,
                                          should_stop=lambda: interrupted)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -257,7 +259,7 @@ def status(as_json: bool) -> None:
     """Counts per status, queue depths, throughput, backlog ETA, and whether beat and workers are alive."""
     services = get_services()
     try:
-        report = operations.status(services, get_redis(), _alive_workers)
+        report = operations.status(services, get_scheduler(), _alive_workers)
     except (ApiError, ESTransportError) as exc:
         raise StoreError(f"cannot read status from Elasticsearch: {exc}") from exc
     except redis.RedisError as exc:
@@ -315,6 +317,33 @@ def doctor(as_json: bool) -> None:
                 click.echo(f"     fix: {check.fix}")
     if failed:
         sys.exit(1)
+
+
+@main.command("setup-credentials")
+@click.option("--name", default=credentials.API_KEY_NAME, show_default=True, help="Name of the API key.")
+@click.option("--expiration", help="Key lifetime, e.g. 365d (default: no expiry).")
+@click.option("--mapping-privilege", type=click.Choice(["write", "manage"]), default="write", show_default=True,
+              help="Index privilege that allows putting our mapping on Kibana's backing indices.")
+@_friendly
+def setup_credentials(name: str, expiration: str | None, mapping_privilege: str) -> None:
+    """Create the least-privilege role and an API key for lme-enrich; print only the encoded key.
+
+    Run it once with administrator credentials (LME: elastic); the key goes into LME_ENRICH_ES_API_KEY.
+    """
+    settings = get_settings()
+    try:
+        key = credentials.setup(make_client(settings), alerts_pattern=settings.alert_index, name=name,
+                                expiration=expiration,
+                                put_mapping_via="manage" if mapping_privilege == "manage" else "write")
+    except ValueError as exc:
+        raise ConfigError(f"LME_ENRICH_ALERT_INDEX: {exc}") from exc
+    except ApiError as exc:
+        raise StoreError(f"Elasticsearch refused to create the role or key (HTTP {exc.meta.status}): "
+                         f"{exc.message}; run this with a user that has manage_security (LME: elastic)") from exc
+    click.echo(key)
+
+
+main.add_command(kibana_group)
 
 
 if __name__ == "__main__":
