@@ -173,3 +173,9 @@ def test_filter_source_flat_and_nested() -> None:
         "kibana.alert.rule.name": "r", "kibana": {"alert": {"uuid": "u"}}}
     assert filter_source(src, ["host"], None) == {"host": {"name": "h"}}
     assert filter_source(src, None, ["kibana*"]) == {"host": {"name": "h"}}
+
+
+def test_term_on_date_covers_the_whole_unit_given() -> None:
+    assert sorted(ids({"query": {"term": {"ts": "2026-01-01"}}})) == ["1", "2"]
+    assert ids({"query": {"term": {"ts": "2026-01-01T01:30:00Z"}}}) == ["2"]
+    assert ids({"query": {"terms": {"ts": ["2026-01-02"]}}}) == ["3"]

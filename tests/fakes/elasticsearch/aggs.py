@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any
 
+from .aggs_more import MORE_BUCKET_TYPES, MORE_METRIC_TYPES, MoreAggs
 from .datemath import (
     DateFormat,
     DateParseError,
@@ -24,15 +25,17 @@ from .datemath import (
     truncate,
 )
 from .errors import ESError, illegal_argument, parsing_exception
+from .fieldpath import values_at
 from .fieldtypes import DATE_TYPES, INTEGER_RANGES, KEYWORD_TYPES, NUMERIC_TYPES, FieldDef, MalformedValue
+from .pipeline_aggs import PARENT, PIPELINE, apply_parent, sibling
 from .query import Doc, Query, ShardContext, ShardFailure, parse_query
 from .sorting import text_fielddata_error
 
 BUCKET_TYPES = {"terms", "date_histogram", "histogram", "filter", "filters", "range", "missing", "global",
-                "date_range", "composite"}
+                "date_range", "composite", "nested", "reverse_nested"}
 METRIC_TYPES = {"value_count", "avg", "min", "max", "sum", "stats", "percentiles", "cardinality", "top_hits",
                 "extended_stats"}
-ALL_TYPES = BUCKET_TYPES | METRIC_TYPES
+ALL_TYPES = BUCKET_TYPES | METRIC_TYPES | PIPELINE | MORE_BUCKET_TYPES | MORE_METRIC_TYPES
 NUMERIC_ONLY = {"avg", "sum", "stats", "percentiles", "extended_stats"}
 CALENDAR = {"1m": "m", "minute": "m", "1h": "h", "hour": "h", "1d": "d", "day": "d", "1w": "w", "week": "w",
             "1M": "M", "month": "M", "1q": "q", "quarter": "q", "1y": "y", "year": "y"}
@@ -61,6 +64,13 @@ class Agg:
                 raise parsing_exception("[filters] cannot be empty.")
         if kind == "date_histogram":
             self._check_interval()
+        if kind in ("terms", "composite") and "size" in params:
+            try:
+                size = int(params["size"])
+            except (TypeError, ValueError) as exc:
+                raise ESError(400, "x_content_parse_exception", f"[1:1] [{kind}] failed to parse field [size]") from exc
+            if size <= 0:
+                raise illegal_argument(f"[size] must be greater than 0. Found [{size}] in [{name}]")
         if kind in ("range", "date_range"):
             ranges = params.get("ranges")
             if not isinstance(ranges, list) or not all(isinstance(r, dict) for r in ranges):
@@ -122,14 +132,14 @@ def parse_aggs(spec: Any) -> dict[str, Agg]:
             raise parsing_exception(f"Expected [START_OBJECT] under [{kind}], but got a [VALUE] in [{name}]")
         sub_spec = body.get("aggs", body.get("aggregations"))
         subs = parse_aggs(sub_spec) if sub_spec is not None else {}
-        if kind in METRIC_TYPES and subs:
+        if (kind in METRIC_TYPES or kind in PIPELINE or kind in MORE_METRIC_TYPES) and subs:
             raise ESError(400, "aggregation_initialization_exception",
                           f"Aggregator [{name}] of type [{kind}] cannot accept sub-aggregations")
         out[name] = Agg(name, kind, params, subs, body.get("meta"))
     return out
 
 
-class AggRunner:
+class AggRunner(MoreAggs):
     """Evaluates parsed aggregations over documents from several shards (indices)."""
 
     def __init__(
@@ -139,10 +149,20 @@ class AggRunner:
     ) -> None:
         self.ctxs = ctxs
         self.top_hits = top_hits
+        self.parents: dict[int, Doc] = {}  # nested pseudo-document -> its root document
 
     # -- validation per shard -------------------------------------------------------------------
     def check(self, aggs: dict[str, Agg], ctx: ShardContext) -> None:
         for agg in aggs.values():
+            if agg.kind == "nested":
+                path = agg.params.get("path")
+                obj = ctx.mapping.objects().get(str(path))
+                if obj is None:
+                    raise ShardFailure({"type": "illegal_argument_exception",
+                                        "reason": f"[nested] failed to find nested object under path [{path}]"})
+                if obj.get("type") != "nested":
+                    raise ShardFailure({"type": "aggregation_execution_exception",
+                                        "reason": f"[nested] nested path [{path}] is not nested"})
             name = agg.params.get("field")
             if isinstance(name, str):
                 fd = ctx.field(name)
@@ -170,11 +190,24 @@ class AggRunner:
     def run(self, aggs: dict[str, Agg], docs: Sequence[Doc]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, agg in aggs.items():
+            if agg.kind in PIPELINE:
+                continue
             result = getattr(self, "_" + agg.kind)(agg, docs)
             if agg.meta is not None:
                 result = {"meta": agg.meta, **result}
             out[name] = result
+        for name, agg in aggs.items():
+            if agg.kind in PIPELINE and agg.kind not in PARENT:
+                out[name] = sibling(agg.kind, agg.params, out)
         return out
+
+    @staticmethod
+    def _parents(agg: Agg, buckets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pipelines = {n: (a.kind, a.params) for n, a in agg.subs.items() if a.kind in PARENT}
+        return apply_parent(pipelines, buckets) if pipelines else buckets
+
+    def field_of(self, agg: Agg) -> FieldDef | None:
+        return self._field(agg)
 
     def _field(self, agg: Agg) -> FieldDef | None:
         name = agg.params.get("field")
@@ -385,6 +418,28 @@ class AggRunner:
         base.update(self.run(agg.subs, docs))
         return base
 
+    def _nested(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
+        path = str(agg.params.get("path"))
+        children: list[Doc] = []
+        for doc in docs:
+            ctx = self.ctxs.get(doc.stored.index)
+            if ctx is None:
+                continue
+            for obj in values_at(doc.stored.source, path):
+                if not isinstance(obj, dict):
+                    continue
+                wrapped: dict[str, Any] = obj
+                for part in reversed(path.split(".")):
+                    wrapped = {part: wrapped}
+                child = Doc(doc.stored, ctx.mapping.index_document(wrapped, nested_scope=path), doc.shard, doc.score)
+                self.parents[id(child)] = self.parents.get(id(doc), doc)
+                children.append(child)
+        return self._bucket(agg, children, {})
+
+    def _reverse_nested(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
+        roots = {id(p): p for p in (self.parents.get(id(d), d) for d in docs)}
+        return self._bucket(agg, list(roots.values()), {})
+
     def _filter(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
         assert agg.filter is not None
         return self._bucket(agg, self._filtered(agg.filter, docs), {})
@@ -394,10 +449,23 @@ class AggRunner:
         return [d for d in docs if matchers[d.stored.index](d) is not None]
 
     def _filters(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
-        if isinstance(agg.filters, dict):
-            return {"buckets": {k: self._bucket(agg, self._filtered(q, docs), {}) for k, q in agg.filters.items()}}
         assert agg.filters is not None
-        return {"buckets": [self._bucket(agg, self._filtered(q, docs), {}) for q in agg.filters]}
+        queries = agg.filters.values() if isinstance(agg.filters, dict) else agg.filters
+        matched = [self._filtered(q, docs) for q in queries]
+        other_key = agg.params.get("other_bucket_key")
+        other: list[Doc] | None = None
+        if agg.params.get("other_bucket") or other_key is not None:
+            hit = {id(d) for group in matched for d in group}
+            other = [d for d in docs if id(d) not in hit]
+        if isinstance(agg.filters, dict):
+            keyed = {k: self._bucket(agg, group, {}) for k, group in zip(agg.filters, matched, strict=True)}
+            if other is not None:
+                keyed[str(other_key or "_other_")] = self._bucket(agg, other, {})
+            return {"buckets": keyed}
+        buckets = [self._bucket(agg, group, {}) for group in matched]
+        if other is not None:
+            buckets.append(self._bucket(agg, other, {}))
+        return {"buckets": buckets}
 
     def _global(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
         everything = [d for ctx in self.ctxs.values() for d in ctx.docs]
@@ -436,7 +504,11 @@ class AggRunner:
         total = sum(len(groups[k]) for k in keys)
         shown = buckets[:size]
         other = total - sum(b["doc_count"] for b in shown)
-        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": shown}
+        if agg.params.get("show_term_doc_count_error"):
+            for bucket in shown:
+                bucket["doc_count_error_upper_bound"] = 0
+        return {"doc_count_error_upper_bound": 0, "sum_other_doc_count": other,
+                "buckets": self._parents(agg, shown)}
 
     def _term_key(self, fd: FieldDef | None, agg: Agg, key: Any) -> dict[str, Any]:
         if fd is not None and fd.type == "boolean":
@@ -483,7 +555,7 @@ class AggRunner:
                     k = key_of(k + interval)
         buckets = [self._bucket(agg, groups.get(k, []), {"key": k}) for k in keys]
         buckets = [b for b in buckets if b["doc_count"] >= min_count]
-        return _keyed(agg, buckets)
+        return _keyed(agg, self._parents(agg, buckets))
 
     def _date_histogram(self, agg: Agg, docs: Sequence[Doc]) -> dict[str, Any]:
         fd = self._field(agg)
@@ -516,6 +588,15 @@ class AggRunner:
         if min_count == 0:
             keys = self._fill(agg, keys, key_of, next_key, fd)
         fmt = _date_fmt(agg, fd)
+        hard = agg.params.get("hard_bounds")
+        if isinstance(hard, dict):
+            now = next(iter(self.ctxs.values())).now_ms if self.ctxs else 0
+            try:
+                lo = parse_math(hard["min"], fmt, now) if hard.get("min") is not None else None
+                hi = parse_math(hard["max"], fmt, now) if hard.get("max") is not None else None
+            except DateParseError as exc:
+                raise ESError(400, "parse_exception", str(exc)) from exc
+            keys = [k for k in keys if (lo is None or next_key(k) > lo) and (hi is None or k <= hi)]
         buckets = [
             self._bucket(agg, groups.get(k, []), {"key_as_string": fmt.format(k, tz), "key": k}) for k in keys
         ]
@@ -525,7 +606,7 @@ class AggRunner:
             buckets.reverse()
         elif isinstance(order, dict) and "_count" in order:
             buckets.sort(key=lambda b: (b["doc_count"] * (-1 if order["_count"] == "desc" else 1), b["key"]))
-        return _keyed(agg, buckets, key_field="key_as_string")
+        return _keyed(agg, self._parents(agg, buckets), key_field="key_as_string")
 
     def _fill(self, agg: Agg, keys: list[int], key_of: Callable[[int], int], next_key: Callable[[int], int],
               fd: FieldDef | None) -> list[int]:

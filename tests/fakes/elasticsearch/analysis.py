@@ -6,7 +6,7 @@ import functools
 import re
 
 # UAX#29-ish: letters/digits joined by an apostrophe or a dot inside a word stay one token.
-_WORD = re.compile(r"\w+(?:['\u2019.]\w+)*")
+WORD_PATTERN = re.compile(r"\w+(?:['\u2019.]\w+)*")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _STOP = frozenset({
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
@@ -35,7 +35,7 @@ def _tokens(text: str, name: str) -> list[str]:
         return [text]
     if name == "simple":
         return [t.lower() for t in _LETTERS.findall(text)]
-    tokens = [t.lower() for t in _WORD.findall(text)]
+    tokens = [t.lower() for t in WORD_PATTERN.findall(text)]
     if name in ("stop", "english"):
         tokens = [t for t in tokens if t not in _STOP]
     return tokens

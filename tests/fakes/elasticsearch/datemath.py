@@ -141,7 +141,31 @@ _FIELD_RE = {
 Printer = Callable[[datetime, int], str]
 
 
-def _pattern_parser(pattern: str) -> tuple[Parser, Printer]:
+_MONTHS = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+    "fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre"],
+}
+_SHORT_MONTHS = {
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."],
+}
+_DAYS = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+}
+_SHORT_DAYS = {
+    "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    "fr": ["lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."],
+}
+
+
+def _names(table: dict[str, list[str]], locale: str) -> list[str]:
+    return table.get(locale.split("_", maxsplit=1)[0].split("-", maxsplit=1)[0].lower(), table["en"])
+
+
+def _pattern_parser(pattern: str, locale: str = "en") -> tuple[Parser, Printer]:
     regex: list[str] = []
     printers: list[Printer] = []
     used: set[str] = set()
@@ -158,6 +182,14 @@ def _pattern_parser(pattern: str) -> tuple[Parser, Printer]:
         elif tok == "]":
             regex.append(")?")
             depth -= 1
+        elif tok[0] == "E" or (tok[0] == "M" and len(tok) >= 3):
+            table = (_DAYS if len(tok) >= 4 else _SHORT_DAYS) if tok[0] == "E" else \
+                (_MONTHS if len(tok) >= 4 else _SHORT_MONTHS)
+            names = _names(table, locale)
+            group = "E" if tok[0] == "E" else "T"
+            regex.append(f"(?P<{group}{len(used)}>" + "|".join(re.escape(n) for n in names) + ")")
+            used.add(group)
+            printers.append(_text_printer(tok[0], names))
         elif tok[0] in _FIELD_RE:
             group, rx = _FIELD_RE[tok[0]]
             if tok[0] in "yu" and len(tok) == 2:
@@ -177,6 +209,9 @@ def _pattern_parser(pattern: str) -> tuple[Parser, Printer]:
         if not found:
             return None
         parts: dict[str, str | None] = {k[0]: v for k, v in found.groupdict().items() if v is not None}
+        if parts.get("T"):
+            lowered = [n.lower() for n in _names(_MONTHS, locale) + _names(_SHORT_MONTHS, locale)]
+            parts["M"] = str(lowered.index(str(parts["T"]).lower()) % 12 + 1)
         if "y" not in parts:
             parts["y"] = "1970"
         elif len(parts["y"] or "") == 2:
@@ -187,6 +222,12 @@ def _pattern_parser(pattern: str) -> tuple[Parser, Printer]:
         return "".join(p(dt, nos) for p in printers)
 
     return parse, fmt
+
+
+def _text_printer(kind: str, names: list[str]) -> Printer:
+    if kind == "E":
+        return lambda dt, _: names[dt.weekday()]
+    return lambda dt, _: names[dt.month - 1]
 
 
 def _literal(text: str) -> Printer:
@@ -293,12 +334,12 @@ _NAMED: dict[str, str] = {
 class DateFormat:
     """One `format` value of a date field: `a||b||c`, each a named format or a Java pattern."""
 
-    def __init__(self, spec: str | None = None) -> None:
+    def __init__(self, spec: str | None = None, locale: str = "en") -> None:
         self.spec = spec or DEFAULT_DATE_FORMAT
         self._parsers: list[Parser] = []
         self._printer: Printer | None = None
         for part in self.spec.split("||"):
-            parser, printer = _compile(part.strip())
+            parser, printer = _compile(part.strip(), locale)
             self._parsers.append(parser)
             if self._printer is None:
                 self._printer = printer
@@ -334,7 +375,7 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-def _compile(name: str) -> tuple[Parser, Printer]:
+def _compile(name: str, locale: str = "en") -> tuple[Parser, Printer]:
     if name in ("strict_date_optional_time", "strict_date_optional_time_nanos"):
         return _iso_parser(True), _iso_printer(name.endswith("_nanos"))
     if name in ("date_optional_time", "iso8601"):
@@ -343,7 +384,7 @@ def _compile(name: str) -> tuple[Parser, Printer]:
         return _epoch_parser(1_000_000), _epoch_printer(1_000_000)
     if name == "epoch_second":
         return _epoch_parser(NANOS), _epoch_printer(NANOS)
-    return _pattern_parser(_NAMED.get(name, name))
+    return _pattern_parser(_NAMED.get(name, name), locale)
 
 
 def validate_format(spec: str) -> None:
@@ -358,7 +399,7 @@ def validate_format(spec: str) -> None:
             continue
         for m in _TOKEN.finditer(_NAMED.get(part, part)):
             tok = m.group(0)
-            if tok[0].isalpha() and tok[0] not in _FIELD_RE and not tok.startswith("'"):
+            if tok[0].isalpha() and tok[0] not in _FIELD_RE and tok[0] != "E" and not tok.startswith("'"):
                 raise ValueError(f"Invalid format: [{spec}]: Unknown pattern letter: {tok[0]}")
 
 

@@ -46,9 +46,9 @@ OBJECT_VALUED = frozenset({"flattened", "geo_point", "geo_shape", "shape", "poin
 
 
 @functools.lru_cache(maxsize=256)
-def date_format(spec: str | None) -> DateFormat:
+def date_format(spec: str | None, locale: str = "en") -> DateFormat:
     """Formats compile regexes: share one per spec."""
-    return DateFormat(spec)
+    return DateFormat(spec, locale)
 
 
 class MalformedValue(ValueError):
@@ -73,7 +73,9 @@ class FieldDef:
 
     def __post_init__(self) -> None:
         default = "strict_date_optional_time_nanos||epoch_millis" if self.type == "date_nanos" else None
-        self.date_format = date_format(self.params.get("format") or default) if self.type in DATE_TYPES else None
+        locale = str(self.params.get("locale") or "en")
+        self.date_format = date_format(self.params.get("format") or default, locale) \
+            if self.type in DATE_TYPES else None
 
     @property
     def searchable(self) -> bool:

@@ -125,7 +125,12 @@ class IndexMapping:
         merged_props = _copy.deepcopy(self.props)
         _merge_props(merged_props, incoming.props, "")
         for key, value in incoming.root.items():
-            self.root[key] = _copy.deepcopy(value)
+            if key == "runtime" and isinstance(value, dict):
+                # Runtime fields merge by name; `null` removes one.
+                merged = {**(self.root.get("runtime") or {}), **_copy.deepcopy(value)}
+                self.root["runtime"] = {k: v for k, v in merged.items() if v is not None}
+            else:
+                self.root[key] = _copy.deepcopy(value)
         self.props = merged_props
         self._invalidate()
         self._check_aliases(False)
@@ -166,6 +171,12 @@ class IndexMapping:
             fields: dict[str, FieldDef] = {}
             objects: dict[str, dict[str, Any]] = {}
             _collect_fields(self.props, "", fields, objects)
+            runtime = self.root.get("runtime")
+            for name, spec in (runtime.items() if isinstance(runtime, dict) else []):
+                if isinstance(spec, dict) and isinstance(spec.get("type"), str):
+                    # Runtime fields shadow indexed ones and are computed at search time.
+                    params = {k: v for k, v in spec.items() if k != "type"}
+                    fields[name] = FieldDef(name, spec["type"], {**params, "_runtime": True})
             self._fields, self._objects = fields, objects
         return self._fields
 
@@ -205,22 +216,45 @@ class IndexMapping:
             self._invalidate()
         return changed
 
-    def index_document(self, source: dict[str, Any]) -> IndexedFields:
-        """What the document indexes now: field path -> indexed values (see module docstring)."""
+    def index_document(self, source: dict[str, Any], *, nested_scope: str | None = None) -> IndexedFields:
+        """What the document indexes now: field path -> indexed values (see module docstring).
+
+        Fields inside `nested` objects belong to hidden nested documents in ES, so the root document does
+        not index them (unless `include_in_root`); ``nested_scope`` indexes one nested object instead.
+        """
         out: IndexedFields = {}
         fields = self.fields()
         objects = self.objects()
+        scoped = nested_scope is not None or any(s.get("type") == "nested" for s in objects.values())
         for path, value in _walk(source, "", fields, objects):
             fd = fields.get(path)
-            if fd is None or fd.type == "alias":
+            if fd is None or fd.type == "alias" or fd.params.get("_runtime") or \
+                    (scoped and not self._in_scope(path, nested_scope)):
                 continue
             self._index_leaf(fd, value, out)
         for path, fd in fields.items():
             if fd.type == "constant_keyword" and fd.params.get("value") is not None:
                 out[path] = [str(fd.params["value"])]
-            if fd.type in OBJECT_VALUED or path in out or "null_value" not in fd.params:
-                continue
         return out
+
+    def nested_owner(self, path: str) -> str | None:
+        """The innermost `nested` object path containing ``path`` (None at the root)."""
+        owner = None
+        for obj_path, spec in self.objects().items():
+            if spec.get("type") == "nested" and path.startswith(obj_path + ".") and \
+                    (owner is None or len(obj_path) > len(owner)):
+                owner = obj_path
+        return owner
+
+    def _in_scope(self, path: str, scope: str | None) -> bool:
+        owner = self.nested_owner(path)
+        if owner == scope:
+            return True
+        if scope is None and owner is not None:
+            spec = self.objects()[owner]
+            in_parent = spec.get("include_in_parent") and self.nested_owner(owner) is None
+            return bool(spec.get("include_in_root") or in_parent)
+        return False
 
     def _index_leaf(self, fd: FieldDef, value: Any, out: IndexedFields) -> None:
         try:
@@ -617,7 +651,9 @@ class _DocContext:
                 f"{self.position(key)} mapping set to strict, dynamic introduction of [{key}] within [{within}] "
                 "is not allowed",
             )
-        if dynamic in ("false", "runtime"):
+        if dynamic == "runtime":
+            return self.add_runtime(prefix + key, value)
+        if dynamic == "false":
             return False
         sample = next((v for v in _flat(value, keep_dicts=True) if v is not None), None)
         if sample is None:
@@ -628,6 +664,30 @@ class _DocContext:
         props[key] = spec
         self.undo.append(_popper(props, key))
         self.walk_entry(props, dynamic, prefix, key, value)
+        return True
+
+    def add_runtime(self, path: str, value: Any) -> bool:
+        """`dynamic: runtime`: new leaves become runtime fields (objects are walked, not mapped)."""
+        if isinstance(value, dict):
+            changed = False
+            for k, v in value.items():
+                changed |= self.add_runtime(f"{path}.{k}", v)
+            return changed
+        sample = next((v for v in _flat(value) if v is not None), None)
+        if sample is None or isinstance(sample, dict):
+            return False
+        runtime = self.mapping.root.setdefault("runtime", {})
+        if path in runtime:
+            return False
+        kind = _json_kind(sample)
+        runtime[path] = {"type": {"string": "keyword", "double": "double"}.get(kind, kind)}
+        if kind == "string" and any(str(sample).count(c) > 1 for c in ":-/"):
+            try:
+                DateFormat().parse(sample)
+                runtime[path] = {"type": "date"}
+            except DateParseError:
+                pass
+        self.undo.append(_popper(runtime, path))
         return True
 
     def infer(self, path: str, key: str, sample: Any) -> dict[str, Any] | None:

@@ -2,186 +2,41 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .aggs import AggRunner, parse_aggs
+from .aggs import AggRunner
 from .datemath import DateFormat, now_millis
-from .errors import ESError, action_request_validation, illegal_argument, parsing_exception
+from .errors import ESError, parsing_exception
 from .fetch_fields import FieldFetcher, FieldPattern, FieldsFormatError, parse_field_patterns
 from .fieldtypes import DATE_TYPES, KEYWORD_TYPES, NUMERIC_TYPES, FieldDef
+from .highlight import highlight
 from .mapping import IGNORED, IGNORED_VALUES, IndexMapping
 from .model import StoredDoc
-from .query import Doc, MatchAll, Query, ShardContext, ShardFailure, parse_query, values_of
-from .sorting import SortKeys, SortSpec, compare_values, parse_after, parse_sort, render_sort_value, sort_docs
-from .source_filter import filter_source, parse_source_option
+from .query import Doc, MatchAll, ShardContext, ShardFailure, parse_query, values_of
+from .runtime_fields import runtime_fields, with_runtime_values
+from .search_request import MAX_RESULT_WINDOW, SearchRequest
+from .sorting import (
+    SortKeys,
+    SortSpec,
+    compare_values,
+    parse_after,
+    render_sort_value,
+    sort_docs,
+    text_fielddata_error,
+)
+from .source_filter import filter_source
+from .typed_keys import rename
 
 __all__ = ["execute_count", "execute_search", "filter_source"]
 
 SourceLookup = Callable[[str, str], dict[str, Any] | None]
-MAX_RESULT_WINDOW = 10_000
-DEFAULT_TRACK_TOTAL = 10_000
-BODY_KEYS = {
-    "query", "from", "size", "sort", "_source", "track_total_hits", "track_scores", "aggs", "aggregations",
-    "post_filter", "search_after", "min_score", "timeout", "terminate_after", "version", "seq_no_primary_term",
-    "stored_fields", "docvalue_fields", "fields", "highlight", "explain", "profile", "stats", "indices_boost",
-    "rescore", "collapse", "suggest", "slice", "runtime_mappings", "script_fields", "pit", "knn", "ext", "rank",
-    "retriever", "sub_searches", "include_named_queries_score",
-}
-
-
-def _token(value: Any) -> str:
-    if isinstance(value, dict):
-        return "START_OBJECT"
-    if isinstance(value, list):
-        return "START_ARRAY"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, int | float):
-        return "VALUE_NUMBER"
-    if value is None:
-        return "VALUE_NULL"
-    return "VALUE_STRING"
-
-
-def _int_param(body: dict[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise parsing_exception(f"[{key}] failed to parse field [{key}]") from exc
-    if key == "size" and number == -1:
-        return default  # deprecated spelling of "not set"
-    if number < 0:
-        raise illegal_argument(f"[{key}] parameter cannot be negative, found [{number}]")
-    return number
-
-
-def _track_total(value: Any) -> int | None:
-    """Threshold up to which totals are exact; None = totals disabled."""
-    if value is None:
-        return DEFAULT_TRACK_TOTAL
-    if value is True or value == "true":
-        return 2**31 - 1
-    if value is False or value == "false":
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise parsing_exception(f"[track_total_hits] failed to parse [{value}]") from exc
-    if number == -1:
-        return None
-    if number < 0:
-        raise ESError(400, "action_request_validation_exception",
-                      f"Validation Failed: 1: [track_total_hits] parameter must be positive or equals to -1, got "
-                      f"{number};")
-    return number
-
-
-class _Request:
-    def __init__(self, body: dict[str, Any], pit: bool) -> None:
-        for key, value in body.items():
-            if key not in BODY_KEYS:
-                raise parsing_exception(f"Unknown key for a {_token(value)} in [{key}].")
-        self.query: Query = parse_query(body["query"]) if body.get("query") is not None else MatchAll()
-        self.post_filter = parse_query(body["post_filter"]) if body.get("post_filter") is not None else None
-        self.size = _int_param(body, "size", 10)
-        self.from_ = _int_param(body, "from", 0)
-        self.sort = parse_sort(body.get("sort"))
-        self.track_total = _track_total(body.get("track_total_hits"))
-        self.track_scores = bool(body.get("track_scores", False))
-        self.version = body.get("version") in (True, "true")
-        self.seq_no = body.get("seq_no_primary_term") in (True, "true")
-        self.fetch_source, self.includes, self.excludes = parse_source_option(body.get("_source"))
-        stored = body.get("stored_fields")
-        stored_list = [stored] if isinstance(stored, str) else list(stored or [])
-        self.stored_none = stored_list == ["_none_"]
-        self.stored_list = [str(s) for s in stored_list]
-        self.fetchers: dict[str, FieldFetcher] = {}
-        if stored is not None and not self.stored_none and body.get("_source") is None \
-                and "_source" not in stored_list:
-            self.fetch_source = False
-        self.min_score = float(body["min_score"]) if body.get("min_score") is not None else None
-        self.terminate_after = int(body.get("terminate_after") or 0)
-        if self.terminate_after < 0:
-            raise illegal_argument("terminateAfter must be > 0")
-        agg_spec = body.get("aggs", body.get("aggregations"))
-        self.aggs = parse_aggs(agg_spec) if agg_spec is not None else None
-        self.search_after = body.get("search_after")
-        self.fields = body.get("fields")
-        self.docvalue_fields = body.get("docvalue_fields")
-        # A URL parameter in ES; the HTTP layer passes it in the body.
-        self.named_scores = body.get("include_named_queries_score") in (True, "true")
-        self.explain = body.get("explain") in (True, "true")
-        rescore = body.get("rescore") or []
-        self.rescore: list[Any] = rescore if isinstance(rescore, list) else [rescore]
-        self.indices_boost = _parse_indices_boost(body.get("indices_boost"))
-        self.index_boost: dict[str, float] = {}
-        script_fields = body.get("script_fields") or {}
-        self.script_fields: dict[str, Any] = script_fields if isinstance(script_fields, dict) else {}
-        if self.search_after is not None and not isinstance(self.search_after, list):
-            raise parsing_exception("[search_after] failed to parse field [search_after]")
-        self.collapse = _parse_collapse(body.get("collapse"))
-        problems: list[str] = []
-        if self.collapse is not None and self.rescore:
-            problems.append("cannot use `collapse` in conjunction with `rescore`")
-        if self.collapse is not None and self.search_after is not None and (
-            not self.sort or len(self.sort) != 1 or self.sort[0].field != self.collapse["field"]
-        ):
-            problems.append("Cannot use [collapse] in conjunction with [search_after] unless the search is sorted on "
-                            "the same field. Multiple sort fields are not allowed.")
-        if self.search_after and self.from_ > 0:
-            problems.append("`from` parameter must be set to 0 when `search_after` is used")
-        if self.sort and not pit and any(s.field == "_shard_doc" for s in self.sort):
-            problems.append("[_shard_doc] sort field cannot be used without [point in time]")
-        if problems:
-            raise action_request_validation(*problems)
-        if pit and self.sort and (self.search_after is None or len(self.search_after) == len(self.sort) + 1) \
-                and self.sort[-1].field != "_shard_doc":
-            self.sort.append(SortSpec("_shard_doc", "asc", unmapped_type="long"))
-        self.scoring = self.sort is None or self.track_scores or any(s.field == "_score" for s in self.sort)
-
-    def resolve_boosts(self, indices: list[str], resolve: Callable[[str], list[str]] | None) -> None:
-        """`indices_boost`: the first entry naming an index (directly, by alias or wildcard) wins."""
-        for expr, boost in self.indices_boost:
-            targets = resolve(expr) if resolve else [i for i in indices if fnmatch.fnmatchcase(i, expr)]
-            for name in targets:
-                self.index_boost.setdefault(name, boost)
-
-
-def _parse_collapse(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("field"), str):
-        raise parsing_exception("[collapse] failed to parse: [field] is required")
-    inner = value.get("inner_hits")
-    inner_list = [] if inner is None else (inner if isinstance(inner, list) else [inner])
-    return {"field": value["field"], "inner_hits": [i for i in inner_list if isinstance(i, dict)]}
-
-
-def _parse_indices_boost(value: Any) -> list[tuple[str, float]]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    out: list[tuple[str, float]] = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise parsing_exception(f"Expected [START_OBJECT] in [indices_boost] but found [{_token(item)}]")
-        for name, boost in item.items():
-            try:
-                out.append((str(name), float(boost)))
-            except (TypeError, ValueError) as exc:
-                raise parsing_exception(f"Expected [VALUE_NUMBER] in [indices_boost] but found [{boost}]") from exc
-    return out
-
 
 def _docs_by_index(
     docs: Sequence[StoredDoc], mappings: Mapping[str, IndexMapping], now: int, *,
     settings: Mapping[str, Mapping[str, Any]] | None = None, uuids: Mapping[str, str] | None = None,
     get_source: SourceLookup | None = None,
+    runtime_mappings: dict[str, Any] | None = None,
 ) -> dict[str, ShardContext]:
     order: list[str] = list(mappings)
     for d in docs:
@@ -189,14 +44,18 @@ def _docs_by_index(
             order.append(d.index)
     ctxs: dict[str, ShardContext] = {}
     grouped: dict[str, list[Doc]] = {name: [] for name in order}
+    effective = {name: _with_runtime(m, runtime_mappings) for name, m in mappings.items()}
+    runtime = {name: runtime_fields(m) for name, m in effective.items()}
     for d in docs:
-        mapping = mappings.get(d.index)
+        mapping = effective.get(d.index)
         indexed = d.extra.get("indexed")
         if indexed is None:
             indexed = mapping.index_document(d.source) if mapping is not None else {}
+        if runtime.get(d.index):
+            indexed = with_runtime_values(indexed, d.source, runtime[d.index])
         grouped[d.index].append(Doc(d, indexed, order.index(d.index)))
     for name in order:
-        ctxs[name] = ShardContext(name, mappings.get(name) or IndexMapping(), now, grouped[name],
+        ctxs[name] = ShardContext(name, effective.get(name) or IndexMapping(), now, grouped[name],
                                   (settings or {}).get(name) or {}, (uuids or {}).get(name))
     by_key = {(d.index, d.id): d.source for d in docs}
 
@@ -208,6 +67,15 @@ def _docs_by_index(
     for ctx in ctxs.values():
         ctx.lookup = lookup
     return ctxs
+
+
+def _with_runtime(mapping: IndexMapping, runtime_mappings: dict[str, Any] | None) -> IndexMapping:
+    """The index mapping as this request sees it: `runtime_mappings` add or shadow fields."""
+    if not runtime_mappings:
+        return mapping
+    copy = mapping.copy()
+    copy.root["runtime"] = {**(copy.root.get("runtime") or {}), **runtime_mappings}
+    return copy
 
 
 def shard_failures_error(failures: list[tuple[str, ShardFailure]]) -> ESError:
@@ -227,7 +95,7 @@ def shard_failures_error(failures: list[tuple[str, ShardFailure]]) -> ESError:
                    phase="query", grouped=True, failed_shards=grouped, caused_by=first.reason)
 
 
-def _run_shards(req: _Request, ctxs: dict[str, ShardContext]) -> tuple[list[tuple[Doc, float]], list[str],
+def _run_shards(req: SearchRequest, ctxs: dict[str, ShardContext]) -> tuple[list[tuple[Doc, float]], list[str],
                                                                         list[tuple[str, ShardFailure]]]:
     """Match every shard; returns (hits with scores, shards that succeeded, failures)."""
     hits: list[tuple[Doc, float]] = []
@@ -275,7 +143,7 @@ def _limit_error(reason: str) -> ShardFailure:
     return ShardFailure({"type": "illegal_argument_exception", "reason": reason})
 
 
-def _check_limits(req: _Request, ctx: ShardContext) -> None:
+def _check_limits(req: SearchRequest, ctx: ShardContext) -> None:
     window = ctx.setting("index.max_result_window", MAX_RESULT_WINDOW)
     if req.from_ + req.size > window:
         raise _limit_error(
@@ -295,6 +163,11 @@ def _check_limits(req: _Request, ctx: ShardContext) -> None:
             f"Trying to retrieve too many docvalue_fields. Must be less than or equal to: [{limit}] but was "
             f"[{len(req.docvalue_fields or [])}]. This limit can be set by changing the "
             "[index.max_docvalue_fields_search] index level setting.")
+    for entry in req.docvalue_fields or []:
+        name = entry.get("field") if isinstance(entry, dict) else entry
+        fd = ctx.field(name) if isinstance(name, str) and "*" not in name else None
+        if fd is not None and fd.is_text and not fd.params.get("fielddata"):
+            raise text_fielddata_error(fd.path)
     limit = ctx.setting("index.max_script_fields", 32)
     if len(req.script_fields) > limit:
         raise _limit_error(
@@ -319,7 +192,7 @@ def _collapse_key(doc: Doc, name: str, ctx: ShardContext) -> Any:
     return fd.render(values[0]) if fd is not None and values else None
 
 
-def _collapse(req: _Request, ordered: list[tuple[Doc, float, list[Any] | None]],
+def _collapse(req: SearchRequest, ordered: list[tuple[Doc, float, list[Any] | None]],
               ctxs: dict[str, ShardContext]) -> list[tuple[Doc, float, list[Any] | None]]:
     assert req.collapse is not None
     seen: set[Any] = set()
@@ -333,7 +206,7 @@ def _collapse(req: _Request, ordered: list[tuple[Doc, float, list[Any] | None]],
     return out
 
 
-def _inner_hits(req: _Request, doc: Doc, matched: list[tuple[Doc, float]],
+def _inner_hits(req: SearchRequest, doc: Doc, matched: list[tuple[Doc, float]],
                 ctxs: dict[str, ShardContext]) -> dict[str, Any]:
     assert req.collapse is not None
     field_name = req.collapse["field"]
@@ -345,7 +218,7 @@ def _inner_hits(req: _Request, doc: Doc, matched: list[tuple[Doc, float]],
                                                            "seq_no_primary_term", "docvalue_fields",
                                                            "stored_fields", "track_scores")}
         sub_body.setdefault("size", 3)
-        sub = _Request(sub_body, pit=False)
+        sub = SearchRequest(sub_body, pit=False)
         for name, ctx in ctxs.items():
             fetcher = _field_fetcher(sub, ctx)
             if fetcher is not None:
@@ -366,7 +239,7 @@ def _top_hits(spec: dict[str, Any], docs: Sequence[Doc], ctxs: dict[str, ShardCo
                                                    "seq_no_primary_term", "docvalue_fields", "stored_fields",
                                                    "track_scores")}
     body.setdefault("size", 3)
-    sub = _Request(body, pit=False)
+    sub = SearchRequest(body, pit=False)
     for name, ctx in ctxs.items():
         fetcher = _field_fetcher(sub, ctx)
         if fetcher is not None:
@@ -381,7 +254,7 @@ def _top_hits(spec: dict[str, Any], docs: Sequence[Doc], ctxs: dict[str, ShardCo
     }}
 
 
-def _check_after(req: _Request, after: list[Any], sort: list[SortSpec]) -> None:
+def _check_after(req: SearchRequest, after: list[Any], sort: list[SortSpec]) -> None:
     if len(after) != len(sort):
         raise ShardFailure({"type": "illegal_argument_exception",
                             "reason": f"search_after has {len(after)} value(s) but sort has {len(sort)}."})
@@ -406,9 +279,10 @@ def execute_search(
     ``resolve_index(expr)`` turns an `indices_boost` name (alias, wildcard) into concrete indices.
     A partial shard failure adds `_shards` (with `failures`) to the result.
     """
-    req = _Request(body or {}, pit)
+    req = SearchRequest(body or {}, pit)
     req.resolve_boosts(list(mappings), resolve_index)
-    ctxs = _docs_by_index(docs, mappings, now_millis(), settings=settings, uuids=uuids, get_source=get_source)
+    ctxs = _docs_by_index(docs, mappings, now_millis(), settings=settings, uuids=uuids, get_source=get_source,
+                          runtime_mappings=req.runtime_mappings)
     matched, ok, failures = _run_shards(req, ctxs)
     if failures and not ok:
         raise shard_failures_error(failures)
@@ -417,6 +291,8 @@ def execute_search(
     if req.aggs:
         runner = AggRunner(live, lambda spec, docs: _top_hits(spec, docs, live))
         result["aggregations"] = runner.run(req.aggs, [d for d, _ in matched])
+        if req.typed_keys:
+            result["aggregations"] = rename(result["aggregations"], req.aggs, runner.field_of)
     if req.post_filter is not None:
         post = {name: req.post_filter.compile(ctx) for name, ctx in live.items()}
         matched = [(d, s) for d, s in matched if post[d.stored.index](d) is not None]
@@ -458,7 +334,7 @@ def execute_search(
 
 
 def _order(
-    req: _Request, matched: list[tuple[Doc, float]], ctxs: dict[str, ShardContext]
+    req: SearchRequest, matched: list[tuple[Doc, float]], ctxs: dict[str, ShardContext]
 ) -> list[tuple[Doc, float, list[Any] | None]]:
     if not req.sort:
         ranked = sorted(matched, key=lambda e: (-e[1], e[0].shard, e[0].stored.doc_order))
@@ -474,7 +350,7 @@ def _order(
 
 
 def _render_hit(
-    req: _Request, doc: Doc, score: float, sort_values: list[Any] | None, ctxs: dict[str, ShardContext]
+    req: SearchRequest, doc: Doc, score: float, sort_values: list[Any] | None, ctxs: dict[str, ShardContext]
 ) -> dict[str, Any]:
     stored = doc.stored
     hit: dict[str, Any] = {"_index": stored.index}
@@ -496,6 +372,10 @@ def _render_hit(
     fields = _fetch_fields(req, doc, ctxs[stored.index])
     if fields:
         hit["fields"] = fields
+    if req.highlight is not None:
+        marked = highlight(req.highlight, req.query.highlight_terms(), stored.source, ctxs[stored.index].mapping)
+        if marked:
+            hit["highlight"] = marked
     ignored_values = _ignored_values(req, doc, ctxs[stored.index])
     if ignored_values:
         hit["ignored_field_values"] = ignored_values
@@ -523,7 +403,7 @@ def _render_sort(value: Any, spec: SortSpec, ctx: ShardContext) -> Any:
     return render_sort_value(value)
 
 
-def _field_fetcher(req: _Request, ctx: ShardContext) -> FieldFetcher | None:
+def _field_fetcher(req: SearchRequest, ctx: ShardContext) -> FieldFetcher | None:
     """The `fields` (and stored `store: true` fields) fetcher of one index; shard errors as ES."""
     patterns = parse_field_patterns(req.fields) if req.fields is not None else []
     for name in req.stored_list:
@@ -541,7 +421,7 @@ def _field_fetcher(req: _Request, ctx: ShardContext) -> FieldFetcher | None:
         raise _limit_error(str(exc)) from exc
 
 
-def _fetch_fields(req: _Request, doc: Doc, ctx: ShardContext) -> dict[str, Any]:
+def _fetch_fields(req: SearchRequest, doc: Doc, ctx: ShardContext) -> dict[str, Any]:
     out: dict[str, Any] = {}
     fetcher = req.fetchers.get(ctx.index)
     if fetcher is not None:
@@ -555,13 +435,15 @@ def _fetch_fields(req: _Request, doc: Doc, ctx: ShardContext) -> dict[str, Any]:
             if fd is None or fd.is_text:
                 continue
             raw = sorted(doc.fields.get(fd.path, []), key=lambda v: (str(type(v)), v))
+            if fd.type in KEYWORD_TYPES or fd.type == "ip":
+                raw = list(dict.fromkeys(raw))  # keyword doc values are a sorted set
             out[path] = [_format_value(fd, v, fmt) for v in raw]
             if not out[path]:
                 del out[path]
     return out
 
 
-def _ignored_values(req: _Request, doc: Doc, ctx: ShardContext) -> dict[str, list[Any]]:
+def _ignored_values(req: SearchRequest, doc: Doc, ctx: ShardContext) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     names = [e.get("field") if isinstance(e, dict) else e for e in req.fields or []]
     for path, value in doc.fields.get(IGNORED_VALUES, []):

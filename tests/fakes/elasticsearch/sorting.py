@@ -10,6 +10,7 @@ from typing import Any
 
 from .datemath import DateFormat, DateParseError
 from .errors import ESError, parsing_exception, x_content_parse
+from .fieldpath import values_at
 from .fieldtypes import DATE_TYPES, FLOAT_TYPES, INTEGER_RANGES, NUMERIC_TYPES, FieldDef, MalformedValue
 from .query import Doc, ShardContext, ShardFailure, values_of
 
@@ -27,6 +28,7 @@ class SortSpec:
     mode: str | None = None
     format: str | None = None
     numeric_type: str | None = None
+    nested: dict[str, Any] | None = None
 
     @property
     def desc(self) -> bool:
@@ -77,6 +79,7 @@ def _parse_one(name: str, opts: Any) -> SortSpec:
         mode,
         opts.get("format"),
         opts.get("numeric_type"),
+        opts.get("nested") if isinstance(opts.get("nested"), dict) else None,
     )
 
 
@@ -128,6 +131,10 @@ class SortKeys:
             return lambda _doc, _score: self.missing_value(spec, fd)
         if fd.is_text and not fd.params.get("fielddata"):
             raise text_fielddata_error(fd.path)
+        nested_path = ctx.mapping.nested_owner(fd.path)
+        if nested_path is not None and spec.nested is None:
+            raise ctx.query_shard_error(
+                f"it is mandatory to set the [nested] context on the nested sort field: [{fd.path}].")
         if spec.field == "_id":
             raise ShardFailure({"type": "illegal_argument_exception",
                                 "reason": "Fielddata access on the _id field is disallowed, you can re-enable it "
@@ -139,8 +146,18 @@ class SortKeys:
         is_bool = fd.type == "boolean"
         scale = _numeric_scale(fd.type, spec.numeric_type)
 
+        def nested_values(doc: Doc) -> list[Any]:
+            out: list[Any] = []
+            for raw in values_at(doc.stored.source, fd.path):
+                try:
+                    out.extend(fd.index_values(raw))
+                except MalformedValue:
+                    continue
+            return out
+
         def get(doc: Doc, _score: float | None) -> Any:
-            vals: list[Any] = [v for v in values_of(doc, fd.path) if v is not None]
+            found = nested_values(doc) if nested_path is not None else values_of(doc, fd.path)
+            vals: list[Any] = [v for v in found if v is not None]
             if not vals:
                 return missing
             if is_bool:
