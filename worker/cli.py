@@ -64,8 +64,12 @@ def _friendly(func: F) -> F:
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def main(debug: bool) -> None:
     """AI assessments for LME security alerts, written back into Elasticsearch."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+    # Commands people type print their own lines; only the long-running roles log progress at INFO.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # The client retries a dead node and says so at WARNING; our one-line error says it better.
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 def _state_dir() -> Path:
@@ -97,6 +101,7 @@ def worker(role: str, concurrency: int | None, skip_checks: bool) -> None:
     settings = get_settings()
     if not skip_checks:
         _preflight()
+    logging.getLogger().setLevel(logging.INFO)
     slots = 1 if role == "poll" else (concurrency or settings.concurrency)
     app.worker_main(["worker", "-Q", ",".join(QUEUES[role]), "-c", str(slots), "-n", f"{role}@%h",
                      "--loglevel", "INFO"])

@@ -194,8 +194,10 @@ class Scheduler:
         decides who takes it), so racing dispatchers never send an alert twice.
         """
         result = Dispatch([], [], [])
-        lock = self.redis.lock(DISPATCH_LOCK, timeout=60, blocking_timeout=0)
-        if not lock.acquire(blocking=False):
+        # Wait for a dispatcher already at work rather than skip: what was just added (a requeue) must
+        # not wait for the next poll.
+        lock = self.redis.lock(DISPATCH_LOCK, timeout=60, blocking_timeout=15)
+        if not lock.acquire(blocking=True):
             return result
         try:
             now = time.time()
