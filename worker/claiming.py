@@ -19,7 +19,7 @@ from worker.fields import IN_FLIGHT, Status
 from worker.pipeline import now_iso
 from worker.scheduler import Job
 from worker.settings import Settings
-from worker.store import AlertStore, Hit
+from worker.store import AlertStore, Doc
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ClaimReport:
     queued: int = 0
 
 
-def _claim_source(hit: Hit, settings: Settings, default: str | None) -> str:
+def _claim_source(hit: Doc, settings: Settings, default: str | None) -> str:
     # The tag wins: a run on a tagged alert must remove the tag when it finishes, whoever started it.
     if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
         return "reassess"
@@ -41,14 +41,14 @@ def _claim_source(hit: Hit, settings: Settings, default: str | None) -> str:
     return "new"
 
 
-def _level(hit: Hit, source: str) -> str:
+def _level(hit: Doc, source: str) -> str:
     if source in ("requeue", "backfill"):
         return source
     severity = str(alert.first(hit.source, "kibana.alert.severity") or "medium").lower()
     return severity if severity in ("critical", "high", "medium", "low") else "medium"
 
 
-def job_for(hit: Hit, settings: Settings, source: str, claimed_at: float) -> Job:
+def job_for(hit: Doc, settings: Settings, source: str, claimed_at: float) -> Job:
     """The job of a claimed hit; its fingerprint is computed here, once, from the poll's own read."""
     built = prompt.build(hit.source)
     return Job(

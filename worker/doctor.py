@@ -25,7 +25,6 @@ from worker.store import AlertStore, mapped_paths
 Verdict = Literal["ok", "warn", "fail"]
 
 
-
 @dataclass(frozen=True)
 class Check:
     name: str

@@ -123,7 +123,10 @@ def _text(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    except RecursionError:  # nested deeper than Python can encode: must not crash the poll that claims it
+        return "(value nested too deeply to show)"
 
 
 def _field_value(source: dict[str, Any], spec: ExtractField, scale: float) -> str | None:

@@ -45,16 +45,9 @@ class MappingError(StoreError):
 
 
 @dataclass(frozen=True)
-class Hit:
-    index: str
-    id: str
-    seq_no: int
-    primary_term: int
-    source: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Doc:
+    """An alert as read (search hit or get): where it is, its version, and its ``_source`` (maybe filtered)."""
+
     index: str
     id: str
     seq_no: int
@@ -108,7 +101,7 @@ class AlertStore:
             raise MappingError(f"cannot map lme.ai.* fields on {self.index_pattern}: {_reason(exc)}") from exc
 
     # -- finding and claiming work ----------------------------------------------------------------
-    def search_pages(self, query: dict[str, Any], sort: list[Any], page_size: int) -> Iterator[list[Hit]]:
+    def search_pages(self, query: dict[str, Any], sort: list[Any], page_size: int) -> Iterator[list[Doc]]:
         """Every hit of ``query``, page by page, over a point in time so paging sees one consistent view."""
         try:
             pit = self.es.open_point_in_time(
@@ -136,7 +129,7 @@ class AlertStore:
                 if not raw_hits:
                     return
                 yield [
-                    Hit(h["_index"], h["_id"], h["_seq_no"], h["_primary_term"], h.get("_source", {}))
+                    Doc(h["_index"], h["_id"], h["_seq_no"], h["_primary_term"], h.get("_source", {}))
                     for h in raw_hits
                 ]
                 if len(raw_hits) < page_size:
@@ -148,7 +141,16 @@ class AlertStore:
             except ApiError as exc:  # it expires by itself; not worth failing a poll over
                 log.debug("closing point in time failed: %s", exc)
 
-    def claim(self, hits: Sequence[Hit], docs: Sequence[dict[str, Any]]) -> list[bool]:
+    def _conditional_bulk(self, docs: Sequence[Doc], partials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply ``partials[i]`` to ``docs[i]`` if it is still at the version read, in one bulk request."""
+        operations: list[dict[str, Any]] = []
+        for doc, partial in zip(docs, partials, strict=True):
+            operations.append({"update": {"_index": doc.index, "_id": doc.id, "if_seq_no": doc.seq_no,
+                                          "if_primary_term": doc.primary_term}})
+            operations.append({"doc": partial})
+        return [item["update"] for item in self.es.bulk(operations=operations)["items"]]
+
+    def claim(self, hits: Sequence[Doc], docs: Sequence[dict[str, Any]]) -> list[bool]:
         """Conditionally apply ``docs[i]`` to ``hits[i]`` in one bulk request; True where it applied.
 
         A conflict means the alert changed since we saw it (another poller claimed it, or Kibana
@@ -156,20 +158,14 @@ class AlertStore:
         """
         if not hits:
             return []
-        operations: list[dict[str, Any]] = []
-        for hit, doc in zip(hits, docs, strict=True):
-            operations.append({"update": {"_index": hit.index, "_id": hit.id, "if_seq_no": hit.seq_no,
-                                          "if_primary_term": hit.primary_term}})
-            operations.append({"doc": doc})
-        response = self.es.bulk(operations=operations)
         results = []
         conflicts = []
-        for position, (hit, item) in enumerate(zip(hits, response["items"], strict=True)):
-            status = item["update"].get("status", 500)
+        for position, (hit, outcome) in enumerate(zip(hits, self._conditional_bulk(hits, docs), strict=True)):
+            status = outcome.get("status", 500)
             if status == 409:
                 conflicts.append(position)
             elif status >= 300:
-                log.warning("claiming alert %s in %s failed: %s", hit.id, hit.index, item["update"].get("error"))
+                log.warning("claiming alert %s in %s failed: %s", hit.id, hit.index, outcome.get("error"))
             results.append(status < 300)
         # The client retries a bulk whose connection dropped; an update that had applied then conflicts
         # with itself. Our claim id on the alert tells that case apart from a real conflict.
@@ -263,21 +259,11 @@ class AlertStore:
         """Conditional partial updates in one bulk; the new state of each, or None where it conflicted."""
         if not docs:
             return []
-        operations: list[dict[str, Any]] = []
-        for doc, partial in zip(docs, partials, strict=True):
-            operations.append({"update": {"_index": doc.index, "_id": doc.id, "if_seq_no": doc.seq_no,
-                                          "if_primary_term": doc.primary_term}})
-            operations.append({"doc": partial})
-        items = self.es.bulk(operations=operations)["items"]
-        results: list[Doc | None] = []
-        for doc, partial, item in zip(docs, partials, items, strict=True):
-            outcome = item["update"]
-            if outcome.get("status", 500) >= 300:
-                results.append(None)
-            else:
-                results.append(Doc(doc.index, doc.id, outcome["_seq_no"], outcome["_primary_term"],
-                                   _merged(doc.source, partial)))
-        return results
+        return [
+            None if outcome.get("status", 500) >= 300
+            else Doc(doc.index, doc.id, outcome["_seq_no"], outcome["_primary_term"], _merged(doc.source, partial))
+            for doc, partial, outcome in zip(docs, partials, self._conditional_bulk(docs, partials), strict=True)
+        ]
 
     # -- history ------------------------------------------------------------------------------------
     def ensure_history(self) -> None:
