@@ -174,9 +174,7 @@ def test_requeued_alerts_go_ahead_of_a_waiting_backlog(
     order = [h["_source"]["rule"]["name"] for h in finished["hits"]["hits"]
              if h["_source"]["rule"]["name"] == "Backlog rule" or h["_source"].get("source") == "requeue"]
     first_backlog = order.index("Backlog rule") if "Backlog rule" in order else len(order)
-    assert Counter(order[:first_backlog]) == Counter({"Urgent rule": 100}), (first_backlog, [
-        (h["_source"]["rule"]["name"], h["_source"].get("source"), h["_source"].get("cached_from"), h["_source"]["@timestamp"])
-        for h in finished["hits"]["hits"]][first_backlog - 3:first_backlog + 5])
+    assert Counter(order[:first_backlog]) == Counter({"Urgent rule": 100}), order[: first_backlog + 3]
 
 
 def test_backfill_interrupted_and_rerun_queues_each_alert_once(
