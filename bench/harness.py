@@ -1,0 +1,366 @@
+"""What every benchmark needs: the test servers, a Kibana space, Redis, and the real lme-enrich processes.
+
+Everything started here is stopped by :class:`Stack`'s exit (also on Ctrl-C or SIGTERM, see
+:func:`stop_on_sigterm`), and every wait has a deadline. Servers follow the project's process contract
+(first stdout line ``listening on URL``); unlike ``tests.fakes.process.start_server`` their logs go to a
+file, so a benchmark's own output stays readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from elasticsearch import Elasticsearch
+
+from bench import procinfo
+from tests import kibana
+from tests.fakes.llm.server import SimConfig
+from tests.fakes.tls import TestCA
+
+ROOT = Path(__file__).resolve().parents[1]
+LLM_KEY = "sk-bench-key"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+T = TypeVar("T")
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run (a server did not start, a wait ran out)."""
+
+
+def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.25, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; raise :class:`BenchError` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)  # sync-ok: polling interval of a deadline-bounded wait
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so the same clean-up runs as for Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def iso_to_epoch(value: Any) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+@dataclass
+class Child:
+    """A child process in its own session (Ctrl-C reaches us, and we stop it), logging to a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # Its own session: the group holds exactly it and its pool processes.
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+
+
+def spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> Child:
+    handle = log.open("wb")
+    try:
+        popen = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                 start_new_session=True)
+    finally:
+        handle.close()
+    return Child(name, popen, log)
+
+
+def start_server(name: str, module: str, args: list[str], workdir: Path, timeout: float = 30.0) -> tuple[Child, str]:
+    """``python -m module --host 127.0.0.1 --port 0 *args``; returns once it printed its URL."""
+    log = workdir / f"{name}.log"
+    handle = log.open("wb")
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args], cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+    finally:
+        handle.close()
+    child = Child(name, popen, log)
+    assert popen.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(popen.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                child.stop()
+                raise BenchError(f"{module} printed no 'listening on URL' line within {timeout:.0f}s")
+            if not sel.select(remaining):
+                continue
+            line = popen.stdout.readline().decode()
+            if not line:
+                child.stop()
+                raise BenchError(f"{module} exited before it was ready; see {log}")
+            if line.startswith("listening on "):
+                popen.stdout.close()  # nothing more is printed there
+                return child, line.removeprefix("listening on ").strip()
+
+
+# -- the simulator's rates -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rates:
+    """The simulated model's speed: LME-like CPU rates times ``scale`` (same ratios), or instant."""
+
+    slots: int = 1
+    scale: float = 1.0
+    instant: bool = False
+
+    @property
+    def pp_rate(self) -> float:
+        return SimConfig().pp_rate * self.scale
+
+    @property
+    def tg_rate(self) -> float:
+        return SimConfig().tg_rate * self.scale
+
+    @property
+    def overhead_ms(self) -> float:
+        return SimConfig().overhead * 1000 / self.scale
+
+    def flags(self) -> list[str]:
+        if self.instant:
+            return ["--slots", str(self.slots), "--instant"]
+        return ["--slots", str(self.slots), "--pp-rate", f"{self.pp_rate:g}", "--tg-rate", f"{self.tg_rate:g}",
+                "--overhead-ms", f"{self.overhead_ms:g}"]
+
+    def describe(self) -> dict[str, Any]:
+        if self.instant:
+            return {"slots": self.slots, "instant": True}
+        return {"slots": self.slots, "scale": self.scale, "pp_rate": self.pp_rate, "tg_rate": self.tg_rate,
+                "overhead_ms": round(self.overhead_ms, 3)}
+
+
+# -- the stack -------------------------------------------------------------------------------------------
+
+@dataclass
+class Pipeline:
+    """lme-enrich's three processes, as ``lme-enrich run`` starts them."""
+
+    poll: Child
+    assess: Child
+    beat: Child
+
+    def children(self) -> list[Child]:
+        return [self.beat, self.poll, self.assess]
+
+    def roots(self) -> dict[str, int]:
+        return {c.name: c.pid for c in self.children() if c.popen.poll() is None}
+
+    def cpu(self) -> dict[str, float]:
+        kids = procinfo.children_map()
+        return {c.name: procinfo.cpu_seconds(c.pid, kids) for c in self.children()}
+
+    def check_alive(self) -> None:
+        for child in self.children():
+            if child.popen.poll() is not None:
+                raise BenchError(f"{child.name} exited with {child.popen.returncode}; see {child.log}")
+
+
+@dataclass
+class Stack:
+    """ES test server, LLM simulator (HTTPS, LME's kind of certificate), Redis DB, and pipelines on them."""
+
+    rates: Rates
+    workdir: Path
+    redis_url: str = field(default_factory=lambda: os.environ.get("LME_ENRICH_REDIS_URL", DEFAULT_REDIS))
+    es_url: str = ""
+    llm_url: str = ""
+    ca_path: Path = Path()
+    servers: dict[str, Child] = field(default_factory=dict)
+    pipelines: list[Pipeline] = field(default_factory=list)
+    spaces: list[kibana.Space] = field(default_factory=list)
+    es: Elasticsearch | None = None
+    sim: httpx.Client | None = None
+
+    def start(self) -> Stack:
+        ca = TestCA.create(self.workdir / "ca")
+        cert = ca.issue(self.workdir / "llm-cert", "lme-litellm", ("localhost", "127.0.0.1"))
+        self.ca_path = ca.cert_path
+        es_child, self.es_url = start_server("elasticsearch", "tests.fakes.elasticsearch", [], self.workdir)
+        self.servers["elasticsearch"] = es_child
+        llm_child, self.llm_url = start_server(
+            "llm", "tests.fakes.llm",
+            ["--api-key", LLM_KEY, "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), *self.rates.flags()],
+            self.workdir)
+        self.servers["llm"] = llm_child
+        self.es = Elasticsearch(self.es_url, request_timeout=120)
+        self.sim = httpx.Client(base_url=self.llm_url, timeout=60,
+                                verify=ssl.create_default_context(cafile=str(self.ca_path)))
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.ping()
+            client.flushdb()  # our own DB: leftovers of an earlier run would be served first
+        except redis.ConnectionError as exc:
+            raise BenchError(f"no Redis answers at {self.redis_url} ({exc}); start redis-server "
+                             "or set LME_ENRICH_REDIS_URL") from exc
+        finally:
+            client.close()
+        return self
+
+    def stop(self) -> None:
+        for pipeline in self.pipelines:
+            for child in pipeline.children():
+                child.stop()
+        if self.es is not None:
+            for space in self.spaces:
+                # The server may be gone already (and stopping it drops all data anyway).
+                with contextlib.suppress(Exception):
+                    kibana.uninstall(self.es, space)
+            self.es.close()
+        if self.sim is not None:
+            self.sim.close()
+        for child in self.servers.values():
+            child.stop()
+
+    @property
+    def client(self) -> Elasticsearch:
+        assert self.es is not None
+        return self.es
+
+    @property
+    def llm(self) -> httpx.Client:
+        assert self.sim is not None
+        return self.sim
+
+    def space(self, prefix: str) -> kibana.Space:
+        space = kibana.Space(prefix + uuid.uuid4().hex[:8])
+        kibana.install(self.client, space)
+        self.spaces.append(space)
+        return space
+
+    def cpu(self) -> dict[str, float]:
+        kids = procinfo.children_map()
+        return {name: procinfo.cpu_seconds(c.pid, kids) for name, c in self.servers.items()}
+
+    def llm_client(self) -> httpx.Client:
+        """A client of the simulator with the proxy key, as a script using LiteLLM's API would have."""
+        return httpx.Client(base_url=self.llm_url, timeout=httpx.Timeout(6000, connect=10),
+                            headers={"Authorization": f"Bearer {LLM_KEY}"},
+                            verify=ssl.create_default_context(cafile=str(self.ca_path)))
+
+    # -- the simulator's own accounting ------------------------------------------------------------------
+    def sim_stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.llm.get("/_sim/stats").json()
+        return data
+
+    def sim_clear(self) -> None:
+        self.llm.delete("/_sim/requests").raise_for_status()
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        records = self.llm.get("/_sim/requests").json()["requests"]
+        return [r for r in records if "chat/completions" in str(r.get("path", ""))]
+
+    # -- lme-enrich ----------------------------------------------------------------------------------------
+    def pipeline_env(self, space: kibana.Space, **overrides: str) -> dict[str, str]:
+        env = {
+            "LME_ENRICH_ES_URL": self.es_url,
+            "LME_ENRICH_ES_USERNAME": "elastic",
+            "LME_ENRICH_ES_PASSWORD": "unused-by-the-test-server",
+            "LME_ENRICH_LLM_URL": self.llm_url,
+            "LME_ENRICH_LLM_API_KEY": LLM_KEY,
+            "LME_ENRICH_LLM_CA_CERT": str(self.ca_path),
+            "LME_ENRICH_REDIS_URL": self.redis_url,
+            "LME_ENRICH_ALERT_INDEX": space.pattern,
+            "LME_ENRICH_CONCURRENCY": str(self.rates.slots),
+            "LME_ENRICH_STATE_DIR": str(self.workdir / f"state-{space.space}"),
+        }
+        env.update(overrides)
+        return env
+
+    def start_pipeline(self, env: Mapping[str, str], timeout: float = 90.0) -> Pipeline:
+        """``lme-enrich check``, then beat, a poll worker and the assess workers; returns once all are up."""
+        logs = self.workdir / f"logs-{len(self.pipelines)}"
+        logs.mkdir(parents=True, exist_ok=True)
+        check = subprocess.run([sys.executable, "-m", "worker.cli", "check"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=timeout, env={**os.environ, **env}, check=False)
+        if check.returncode != 0:
+            raise BenchError(f"lme-enrich check failed: {check.stderr.strip()[-800:]}")
+        base = ["-m", "worker.cli"]
+        pipeline = Pipeline(
+            poll=spawn("poll", [*base, "worker", "--role", "poll", "--skip-checks"], logs / "poll.log", env),
+            assess=spawn("assess", [*base, "worker", "--role", "assess", "--skip-checks"], logs / "assess.log", env),
+            beat=spawn("beat", [*base, "beat"], logs / "beat.log", env),
+        )
+        self.pipelines.append(pipeline)
+
+        def up() -> bool:
+            pipeline.check_alive()
+            return " ready." in pipeline.poll.log_text() and " ready." in pipeline.assess.log_text()
+
+        wait_for(up, timeout=timeout, what="the poll and assess workers to be ready")
+        return pipeline
+
+    def stop_pipeline(self, pipeline: Pipeline) -> None:
+        for child in pipeline.children():
+            child.stop()
+
+
+@contextmanager
+def stack(rates: Rates, keep: Path | None = None) -> Iterator[Stack]:
+    """A started :class:`Stack` in a fresh work directory (kept at ``keep`` when given), always stopped."""
+    with ExitStack() as cleanup:
+        if keep is None:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="lme-bench-")))
+        else:
+            keep.mkdir(parents=True, exist_ok=True)
+            workdir = keep
+        running = Stack(rates, workdir)
+        cleanup.callback(running.stop)
+        running.start()
+        yield running
