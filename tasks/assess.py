@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from elasticsearch import ApiError, TransportError
+
 from worker import coordinator, pipeline
 from worker.app import app
 from worker.queueing import send_assessment
@@ -11,11 +13,26 @@ from worker.scheduler import Job
 from worker.services import get_scheduler, get_services
 
 
+def _es_unavailable(exc: Exception) -> bool:
+    """Elasticsearch refused or did not answer for a while (not a request it will never accept)."""
+    return isinstance(exc, TransportError) or (isinstance(exc, ApiError) and (
+        exc.meta.status in (408, 429) or exc.meta.status >= 500))
+
+
 @app.task(name="lme_enrich.assess", bind=True, ignore_result=True, max_retries=None)
 def assess_alert(self: Any, /, index: str, alert_id: str, claim_id: str, **meta: Any) -> str:
     job = Job(index, alert_id, claim_id, **meta)
     services, scheduler = get_services(), get_scheduler()
-    outcome = pipeline.assess(services, job, task_retries=self.request.retries)
+    try:
+        outcome = pipeline.assess(services, job, task_retries=self.request.retries)
+    except (ApiError, TransportError) as exc:
+        if not _es_unavailable(exc):
+            raise
+        # Keep the claim, the slot and the followers, and come back: the alert would otherwise wait in
+        # `running` for its whole lease. A run that comes back to a finished alert is superseded.
+        scheduler.keep_leading(job)
+        cap = services.settings.retry_backoff_max.total_seconds()
+        raise self.retry(countdown=min(5.0 * 2**min(self.request.retries, 10), cap), exc=exc) from exc
     if outcome.result == "retry":
         scheduler.keep_leading(job)
         raise self.retry(countdown=outcome.retry_in)

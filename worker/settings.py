@@ -282,6 +282,11 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError("\n".join(_describe(err) for err in exc.errors())) from None
 
 
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` URL in it masked: it is a secret too."""
+    return re.sub(r"(://[^/@:\s]*:)[^/@\s]+@", r"\1********@", text)
+
+
 def _describe(error: Any) -> str:
     loc = [str(part) for part in error.get("loc", ()) if not isinstance(part, int)]
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
@@ -291,8 +296,8 @@ def _describe(error: Any) -> str:
     raw = error.get("input")
     echoes_input = "not '" in message
     if loc and loc[0] not in SECRET_FIELDS and isinstance(raw, str | int | float) and not echoes_input:
-        return f"{variable}: {message} (got {error['input']!r})"
-    return f"{variable}: {message}"
+        return mask_url_passwords(f"{variable}: {message} (got {error['input']!r})")
+    return mask_url_passwords(f"{variable}: {message}")
 
 
 def _main() -> int:
@@ -304,6 +309,7 @@ def _main() -> int:
         return 2
     for name, value in settings.model_dump().items():
         shown = "********" if name in SECRET_FIELDS and value is not None else value
+        shown = mask_url_passwords(str(shown))
         print(f"{ENV_PREFIX}{name.upper()}={shown}")
     return 0
 

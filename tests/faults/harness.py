@@ -1,0 +1,59 @@
+"""Seed alerts, run the real pipeline processes, and report the invariants: shared by the fault suites."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from tests import kibana
+from tests.celery_procs import CeleryProcesses
+from tests.invariants import Ledger
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+
+
+def seed_distinct(es: Elasticsearch, space: kibana.Space, count: int, prefix: str) -> Ledger:
+    """``count`` distinct alerts (each its own prompt, so coalescing does not hide double work), recorded."""
+    base = kibana.eligible(kibana.load_corpus())
+    docs = kibana.variants(base, count, prefix)
+    for n, doc in enumerate(docs):
+        # A distinct host makes each prompt (and fingerprint) distinct.
+        kibana.set_field(doc, "host.name", f"{prefix}-host-{n}")
+    return Ledger.of(es, kibana.seed(es, space, docs))
+
+
+def seed_corpus(es: Elasticsearch, space: kibana.Space, count: int) -> Ledger:
+    """The first ``count`` eligible corpus alerts as they are (storms share fingerprints)."""
+    return Ledger.of(es, kibana.seed(es, space, kibana.eligible(kibana.load_corpus())[:count]))
+
+
+def start_pipeline(procs: CeleryProcesses, *, assess_concurrency: int = 2, suffix: str = "") -> None:
+    procs.worker(f"poll{suffix}", queues=(POLL_QUEUE,), concurrency=1)
+    procs.worker(f"assess{suffix}", queues=(ASSESS_QUEUE,), concurrency=assess_concurrency)
+    procs.beat(f"beat{suffix}")
+
+
+def pool_children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def kill_pool(procs: CeleryProcesses, name: str) -> int:
+    """SIGKILL every pool process of worker ``name`` (Celery's main process forks new ones)."""
+    killed = 0
+    for child in pool_children(procs.procs[name].pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def status_counts(es: Elasticsearch, space: kibana.Space) -> dict[str, int]:
+    response = es.search(index=space.pattern, size=0, aggs={"s": {"terms": {"field": "lme.ai.status"}}})
+    buckets: list[dict[str, Any]] = response["aggregations"]["s"]["buckets"]
+    return {str(b["key"]): int(b["doc_count"]) for b in buckets}

@@ -1,0 +1,93 @@
+"""Worker processes killed, Redis restarted or down, beats and workers racing: nothing lost or done twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from tests import kibana
+from tests.celery_procs import celery_processes, wait_for
+from tests.faults.harness import kill_pool, seed_corpus, seed_distinct, start_pipeline, status_counts
+from tests.faults.redis_server import OwnRedis
+from tests.integration.conftest import LLMSim
+from tests.invariants import check
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+
+pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
+
+ATTEMPTS, TASK_RETRIES = 3, 6
+# The shortest claim lease the settings accept (one 30 s model call, 2 s Elasticsearch requests).
+SHORT_LEASE = {"LME_ENRICH_CLAIM_LEASE": "45s", "LME_ENRICH_LLM_ATTEMPTS": "1", "LME_ENRICH_ES_REQUEST_TIMEOUT": "2s",
+               "LME_ENRICH_RETRY_BACKOFF_MAX": "2s"}
+
+
+@pytest.mark.parametrize(("alerts", "kills"), [
+    pytest.param(100, 3, id="100-alerts"),
+    pytest.param(500, 20, id="500-alerts", marks=pytest.mark.soak),
+])
+def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasticsearch, space: kibana.Space,
+                                          llm: LLMSim, worker_env: dict[str, str], tmp_path: Path) -> None:
+    ledger = seed_distinct(es, space, alerts, "kill")
+    killed = 0
+    # A kill inside the dispatch step (job taken from the waiting set, task not yet sent) loses that job from
+    # Redis; its alert comes back when its claim goes stale: the shortest lease the settings allow.
+    with celery_processes({**worker_env, **SHORT_LEASE}, tmp_path) as procs:
+        start_pipeline(procs)
+        for round_ in range(kills):
+            # Kill while assessments are running (the model answers in tens of ms, so 'running' is brief:
+            # kill as soon as some progress was made since the last kill).
+            target = (round_ + 1) * alerts // (kills + 2)
+            wait_for(lambda: status_counts(es, space).get("done", 0) >= target, timeout=120,  # noqa: B023
+                     what=f"{target} alerts done")
+            killed += kill_pool(procs, "assess")
+        ledger.wait_all_final(timeout=300)
+    report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + kills, allow_failed=False)
+    print(f"\nRELIABILITY sigkill {alerts}: {report.line()} faults_injected={killed}")
+    assert killed >= kills
+
+
+@pytest.mark.parametrize("down_s", [pytest.param(8, id="8s"), pytest.param(60, id="60s", marks=pytest.mark.soak)])
+def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kibana.Space, llm: LLMSim,
+                                  worker_env: dict[str, str], own_redis: OwnRedis, tmp_path: Path) -> None:
+    ledger = seed_distinct(es, space, 60, "redis")
+    # A task sent or running while Redis is away can be lost with it; its alert comes back through the poll
+    # when its claim goes stale, so the lease is as short as the settings allow here.
+    env = {**worker_env, **SHORT_LEASE, "LME_ENRICH_REDIS_URL": own_redis.url}
+    with celery_processes(env, tmp_path) as procs:
+        start_pipeline(procs, assess_concurrency=1)
+        wait_for(lambda: status_counts(es, space).get("done", 0) >= 5, timeout=60, what="5 alerts done")
+        # A crash and restart: the append-only file brings the queues and our state back.
+        own_redis.kill()
+        own_redis.start()
+        wait_for(lambda: status_counts(es, space).get("done", 0) >= 20, timeout=90, what="progress after restart")
+        own_redis.kill()
+        time.sleep(down_s)  # sync-ok: how long Redis stays down is the fault under test
+        own_redis.start()
+        ledger.wait_all_final(timeout=240)
+    report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + 2, allow_failed=False)
+    print(f"\nRELIABILITY redis restart+down {down_s}s: {report.line()} faults_injected=2")
+
+
+def test_two_beats_and_three_workers_race_while_kibana_changes_alerts(
+    es: Elasticsearch, space: kibana.Space, llm: LLMSim, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    ledger = seed_corpus(es, space, 120)
+    ids = sorted(ledger.placed)
+    with celery_processes(worker_env, tmp_path / "a") as one, celery_processes(worker_env, tmp_path / "b") as two:
+        for procs, name in ((one, "one"), (two, "two")):
+            procs.worker(f"poll-{name}", queues=(POLL_QUEUE,), concurrency=1)
+            procs.worker(f"assess-{name}", queues=(ASSESS_QUEUE,), concurrency=2)
+            procs.beat(f"beat-{name}")
+        one.worker("assess-three", queues=(ASSESS_QUEUE,), concurrency=1)
+        # Analysts acknowledge and tag alerts while the workers race on them.
+        for n, doc_id in enumerate(ids[::6]):
+            ledger.kibana_update(doc_id, {"kibana.alert.workflow_status": "acknowledged",
+                                          "kibana.alert.workflow_tags": [f"triage-{n}"]})
+        ledger.wait_all_final(timeout=240)
+    report = check(ledger, llm.chat_requests(), max_attempts=ATTEMPTS, allow_failed=False)
+    print(f"\nRELIABILITY race 2 beats 3 workers: {report.line()} faults_injected=0 "
+          f"kibana_changes={ledger.kibana_changes}")
+    assert ledger.kibana_changes == 20
