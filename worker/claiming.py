@@ -57,6 +57,9 @@ def job_for(hit: Doc, settings: Settings, source: str, claimed_at: float) -> Job
                                         prompt_version=built.version),
         rule=str(alert.first(hit.source, "kibana.alert.rule.name") or ""),
         level=_level(hit, source), claimed_at=claimed_at, fresh=source in ("requeue", "reassess"),
+        # A claim we take over (its worker died) must stop holding a slot and leading its fingerprint.
+        replaces=str(alert.first(hit.source, fields.field("claim_id")) or "")
+        if alert.first(hit.source, fields.field("status")) in IN_FLIGHT else "",
     )
 
 

@@ -68,6 +68,21 @@ redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return followers
 """
+# Forget a claim the poll took over (its worker died): free its slot, drop it if still waiting, and end
+# its leadership so new alerts with its fingerprint do not wait for an answer that will never come.
+_FORGET = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SREM', KEYS[6], ARGV[1])
+  if redis.call('GET', KEYS[4]) == ARGV[1] then
+    redis.call('DEL', KEYS[4])
+    redis.call('DEL', KEYS[5])
+  end
+end
+return 1
+"""
 # Take one waiting job out (the caller that gets it is the only one to handle it).
 _TAKE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
@@ -90,6 +105,7 @@ class Job:
     level: str = "medium"
     claimed_at: float = 0.0
     fresh: bool = False  # a person asked for a new assessment (requeue, re-assess tag): never from the cache
+    replaces: str = ""  # the stale claim this job takes over, if any
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -124,6 +140,7 @@ class Scheduler:
         self._add = client.register_script(_ADD)
         self._release = client.register_script(_RELEASE)
         self._take = client.register_script(_TAKE)
+        self._forget = client.register_script(_FORGET)
 
     # -- waiting --------------------------------------------------------------------------------
     def score(self, job: Job) -> float:
@@ -133,11 +150,17 @@ class Scheduler:
         """Queue claimed jobs; return how many joined a leader already in flight instead of waiting."""
         lease = int(self.settings.claim_lease.total_seconds())
         pipe = self.redis.pipeline()
+        add_positions = []
         for job in jobs:
             fp = job.fingerprint
+            if job.replaces:
+                self._forget(keys=[INFLIGHT, PENDING, JOBS, LEADER + fp, FOLLOWERS + fp, GROUP + fp],
+                             args=[job.replaces, fp], client=pipe)
             self._add(keys=[LEADER + fp, FOLLOWERS + fp, PENDING, JOBS, GROUP + fp],
                       args=[fp, job.to_json(), job.claim_id, self.score(job), lease], client=pipe)
-        return sum(int(r) for r in pipe.execute())
+            add_positions.append(len(pipe.command_stack) - 1)
+        results = pipe.execute()
+        return sum(int(results[i]) for i in add_positions)
 
     def _take_job(self, claim_id: str, fingerprint: str) -> Job | None:
         raw = self._take(keys=[PENDING, JOBS, GROUP + fingerprint], args=[claim_id, fingerprint])

@@ -157,3 +157,18 @@ def test_the_cache_can_be_turned_off(
         kibana.seed(es, space, storm[1:])
         wait_for_status(es, space, "done", 2, timeout=60)
     assert len(llm.chat_requests()) == 2
+
+
+def test_taking_over_a_dead_claim_frees_its_slot_and_its_leadership(scheduler: Scheduler) -> None:
+    dead = Job("i", "a1", "old-claim", "fp", "rule", "high", 1000.0)
+    scheduler.add([dead, Job("i", "a2", "old-follower", "fp", "rule", "high", 1000.5)])
+    first = scheduler.dispatch(lambda job: None)
+    assert [job.claim_id for job in first.sent] == ["old-claim"]
+    assert scheduler.inflight_count() == 1
+    # The worker died with it; the poll re-claims both alerts after the lease.
+    scheduler.add([Job("i", "a1", "new-claim", "fp", "rule", "high", 5000.0, replaces="old-claim"),
+                   Job("i", "a2", "new-follower", "fp", "rule", "high", 5000.5, replaces="old-follower")])
+    assert scheduler.inflight_count() == 0
+    again = scheduler.dispatch(lambda job: None)
+    assert [job.claim_id for job in again.sent] == ["new-claim"]  # a new leader, not a wait for the dead one
+    assert [job.claim_id for job in again.followers] == ["new-follower"]
