@@ -102,4 +102,4 @@ def test_extreme_alerts_end_done_or_failed(es: Elasticsearch, svc: Any, space: k
 
 def test_surrogates_never_reach_json_but_the_builder_survives_them() -> None:
     built = prompt.build({"host.name": "a\ud800b", "kibana.alert.reason": "\udfff"})
-    assert built.messages[1]["content"].count(prompt.fence_marker(built.extract)) == 3
+    assert built.messages[1]["content"].count(prompt.fence_marker(built.extract)) == 2  # open and close
