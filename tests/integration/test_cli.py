@@ -64,6 +64,8 @@ def test_status_json_agrees_with_what_was_seeded_and_processed(
 ) -> None:
     docs = kibana.eligible(kibana.load_corpus())
     kibana.seed(es, space, docs[:12])
+    # The history index is shared with every other run on this cluster: compare last-hour figures as deltas.
+    before = json.loads(cli(worker_env, "status", "--json").stdout)["last_hour"]
     with celery_processes(worker_env, tmp_path) as procs:
         start_pipeline(procs)
         wait_for_status(es, space, "done", 12, timeout=120)
@@ -73,8 +75,8 @@ def test_status_json_agrees_with_what_was_seeded_and_processed(
     assert live.returncode == 0, live.stderr
     report = json.loads(live.stdout)
     assert report["alerts"]["by_status"].get("done", 0) >= 12
-    assert report["last_hour"]["assessed"] >= 12
-    assert report["last_hour"]["failed"] == 0
+    assert report["last_hour"]["assessed"] - before["assessed"] >= 12
+    assert report["last_hour"]["failed"] == before["failed"]
     assert report["last_hour"]["p95_duration_ms"] is not None
     assert report["beat"]["alive"] is True
     assert report["workers"]["poll"] is True
