@@ -32,6 +32,7 @@ from elasticsearch import Elasticsearch
 
 from bench import procinfo
 from tests import kibana
+from tests.celery_procs import wait_for as poll_until
 from tests.fakes.llm.server import SimConfig
 from tests.fakes.tls import TestCA
 
@@ -47,14 +48,7 @@ class BenchError(RuntimeError):
 
 def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.25, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; raise :class:`BenchError` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)  # sync-ok: polling interval of a deadline-bounded wait
+    return poll_until(check, timeout=timeout, interval=interval, what=what, error=BenchError)
 
 
 def stop_on_sigterm() -> None:

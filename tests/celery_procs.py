@@ -18,15 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "condition",
+             error: type[Exception] = AssertionError) -> T:
+    """Poll ``check`` until it returns something truthy; raise ``error`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise error(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)  # sync-ok: polling interval of a deadline-bounded wait
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import ssl
 import sys
-import threading
-from types import FrameType
 
 from tests.fakes.kibana.server import Fake, FakeConfig, KibanaHTTPServer
+from tests.fakes.serving import serve_until_signalled
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,21 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         # Handshake lazily in the connection's thread, so a client that fails it cannot stall accept().
         server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    serving = threading.Thread(target=server.serve_forever, args=(0.05,), name="kibana-fake-http", daemon=True)
-    serving.start()
-    print(f"listening on {'https' if args.tls_cert else 'http'}://{host}:{port}", flush=True)
-    logging.info("security=%s tls=%s not-ready-for=%gs", config.security, bool(args.tls_cert), args.not_ready_for)
-    stop.wait()
-    logging.info("shutting down")
-    server.shutdown()
-    server.server_close()
+    serve_until_signalled(
+        server, f"{'https' if args.tls_cert else 'http'}://{host}:{port}", name="kibana-fake-http",
+        on_ready=lambda: logging.info("security=%s tls=%s not-ready-for=%gs", config.security,
+                                      bool(args.tls_cert), args.not_ready_for))
     return 0
 
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import ssl
 import sys
-import threading
-from types import FrameType
 
 from tests.fakes.llm.faults import KINDS, FaultSpecError
 from tests.fakes.llm.server import SimConfig, SimHTTPServer, Simulator
+from tests.fakes.serving import serve_until_signalled
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,25 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     server = SimHTTPServer((args.host, args.port), sim, tls)
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    serving = threading.Thread(target=server.serve_forever, args=(0.05,), name="llm-sim-http", daemon=True)
-    serving.start()
     scheme = "https" if tls else "http"
-    print(f"listening on {scheme}://{host}:{port}", flush=True)
-    logging.info("slots=%d ctx/slot=%d pp=%.1f tok/s tg=%.1f tok/s instant=%s models=%s",
-                 config.slots, config.n_ctx_slot, config.pp_rate, config.tg_rate, config.instant,
-                 config.models)
-    stop.wait()
-    logging.info("shutting down")
-    sim.stop()
-    server.shutdown()
-    server.server_close()
+
+    def ready() -> None:
+        logging.info("slots=%d ctx/slot=%d pp=%.1f tok/s tg=%.1f tok/s instant=%s models=%s",
+                     config.slots, config.n_ctx_slot, config.pp_rate, config.tg_rate, config.instant,
+                     config.models)
+
+    serve_until_signalled(server, f"{scheme}://{host}:{port}", name="llm-sim-http", on_ready=ready,
+                          before_shutdown=sim.stop)
     return 0
 
 
