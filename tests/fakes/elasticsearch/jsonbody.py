@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import ESError
+from .textdist import edit_distance
 
 
 class _Duplicate(ValueError):
@@ -53,14 +54,7 @@ def parse_json(data: bytes | str, *, doc: bool = False) -> Any:
 
 def _similarity(a: str, b: str) -> float:
     """Lucene's LevenshteinDistance: 1 - edits / max(len)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    longest = max(len(a), len(b)) or 1
-    return 1.0 - prev[-1] / longest
+    return 1.0 - edit_distance(a, b) / (max(len(a), len(b)) or 1)
 
 
 def unknown_field(parser: str, key: str, known: Iterable[str], where: str = "[1:2]") -> ESError:

@@ -34,6 +34,7 @@ from .query import (
     single_field,
     values_of,
 )
+from .textdist import edit_distance
 
 
 def require_indexed(ctx: ShardContext, fd: FieldDef) -> None:
@@ -503,15 +504,6 @@ def check_regex_length(ctx: ShardContext, pattern: str, kind: str) -> None:
         })
 
 
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 # --- full-text queries -----------------------------------------------------------------------
-

@@ -28,10 +28,10 @@ from .query_terms import (
     Range,
     Wildcard,
     check_regex_length,
-    edit_distance,
     require_indexed,
     term_value,
 )
+from .textdist import edit_distance
 
 
 def _text_terms(ctx: ShardContext, fd: FieldDef, text: Any, analyzer: str | None, lenient: bool) -> list[Any] | None:
