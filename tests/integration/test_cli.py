@@ -21,7 +21,7 @@ from tests import kibana
 from tests.celery_procs import ROOT, celery_processes, wait_for
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, status_count, wait_for_status
-from worker import alert
+from worker import alert, history
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 from worker.operations import PRIORITY_LEVELS, QUEUE_SEPARATOR
 from worker.scheduler import Scheduler
@@ -65,15 +65,26 @@ def test_status_json_agrees_with_what_was_seeded_and_processed(
     docs = kibana.eligible(kibana.load_corpus())
     kibana.seed(es, space, docs[:12])
     # The history index is shared with every other run on this cluster: compare last-hour figures as deltas.
+    # Refreshed first so that history written by earlier tests cannot become visible mid-test.
+    es.options(ignore_status=404).indices.refresh(index=history.ALIAS)
     before = json.loads(cli(worker_env, "status", "--json").stdout)["last_hour"]
     with celery_processes(worker_env, tmp_path) as procs:
         start_pipeline(procs)
         wait_for_status(es, space, "done", 12, timeout=120)
         kibana.seed(es, space, docs[12:15], refresh=True)  # three more arrive while we look
         assert es.count(index=space.pattern)["count"] == 15
-        live = cli(worker_env, "status", "--json")
-    assert live.returncode == 0, live.stderr
-    report = json.loads(live.stdout)
+        # Each history record is written just after its alert turns done and is searchable a refresh
+        # later: status is near-real-time, so wait for it to catch up rather than read it once.
+        live_reports: list[dict[str, Any]] = []
+
+        def status_caught_up() -> bool:
+            run = cli(worker_env, "status", "--json")
+            assert run.returncode == 0, run.stderr
+            live_reports.append(json.loads(run.stdout))
+            return bool(live_reports[-1]["last_hour"]["assessed"] - before["assessed"] >= 12)
+
+        wait_for(status_caught_up, timeout=30, what="status to count the twelve assessments")
+    report = live_reports[-1]
     assert report["alerts"]["by_status"].get("done", 0) >= 12
     assert report["last_hour"]["assessed"] - before["assessed"] >= 12
     assert report["last_hour"]["failed"] == before["failed"]
