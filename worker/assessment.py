@@ -18,9 +18,8 @@ from worker.prompt import ANSWER_SCHEMA
 
 _PROPS: Final = ANSWER_SCHEMA["properties"]
 SUMMARY_MAX: Final[int] = _PROPS["summary"]["maxLength"]
-WHAT_HAPPENED_MAX: Final[int] = _PROPS["what_happened"]["maxLength"]
-ACTION_MAX: Final[int] = _PROPS["recommended_actions"]["items"]["maxLength"]
-ACTIONS_MAX: Final[int] = _PROPS["recommended_actions"]["maxItems"]
+ACTION_MAX: Final[int] = _PROPS["actions"]["items"]["maxLength"]
+ACTIONS_MAX: Final[int] = _PROPS["actions"]["maxItems"]
 
 _FENCE: Final = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _TAG: Final = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
@@ -41,14 +40,16 @@ class AnswerError(Exception):
 
 @dataclass(frozen=True)
 class Assessment:
+    """A validated answer, named as its ``lme.ai.*`` fields (the model's keys are shorter, see the schema)."""
+
     summary: str
-    what_happened: str
     risk_level: str
     confidence: float
     recommended_actions: list[str]
 
     def as_fields(self) -> dict[str, Any]:
-        return asdict(self)
+        # Prompt v2 also wrote what_happened: clear it so a re-assessment leaves no stale text behind.
+        return {**asdict(self), "what_happened": None}
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -94,11 +95,11 @@ def _string(answer: dict[str, Any], key: str, limit: int) -> str:
 
 
 def _risk(answer: dict[str, Any]) -> str:
-    value = answer.get("risk_level")
+    value = answer.get("risk")
     if isinstance(value, str) and value.strip().lower() in RiskLevel.__members__:
         return value.strip().lower()
     allowed = ", ".join(RiskLevel.__members__)
-    raise AnswerError("schema", f"'risk_level' must be one of {allowed}, got {clean_text(str(value), 40)!r}")
+    raise AnswerError("schema", f"'risk' must be one of {allowed}, got {clean_text(str(value), 40)!r}")
 
 
 def _confidence(answer: dict[str, Any]) -> float:
@@ -118,15 +119,15 @@ def _confidence(answer: dict[str, Any]) -> float:
 
 
 def _actions(answer: dict[str, Any]) -> list[str]:
-    value = answer.get("recommended_actions")
+    value = answer.get("actions")
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise AnswerError("schema", "'recommended_actions' must be a list of strings")
+        raise AnswerError("schema", "'actions' must be a list of strings")
     actions = [clean_text(item, ACTION_MAX) for item in value if isinstance(item, str)]
     actions = [a for a in actions if a][:ACTIONS_MAX]
     if not actions:
-        raise AnswerError("schema", "'recommended_actions' holds no usable action")
+        raise AnswerError("schema", "'actions' holds no usable action")
     return actions
 
 
@@ -142,7 +143,6 @@ def parse(content: str | None, finish_reason: str | None = None) -> Assessment:
         raise AnswerError("schema", f"the answer lacks {', '.join(missing)}")
     return Assessment(
         summary=_string(answer, "summary", SUMMARY_MAX),
-        what_happened=_string(answer, "what_happened", WHAT_HAPPENED_MAX),
         risk_level=_risk(answer),
         confidence=_confidence(answer),
         recommended_actions=_actions(answer),

@@ -50,8 +50,7 @@ def answering(reply: Callable[[dict[str, Any]], dict[str, Any] | str]) -> httpx.
     return httpx.MockTransport(handle)
 
 
-GOOD = {"summary": "A process ran.", "what_happened": "Something ran on a host.", "risk_level": "medium",
-        "confidence": 0.5, "recommended_actions": ["Check the host."]}
+GOOD = {"summary": "A process ran on a host.", "risk": "medium", "confidence": 0.5, "actions": ["Check the host."]}
 
 
 def services(settings: Settings, transport: httpx.BaseTransport) -> pipeline.Services:

@@ -58,7 +58,7 @@ def _run_one(es: Elasticsearch, svc: Any, space: kibana.Space, doc: dict[str, An
 def _echo(body: dict[str, Any]) -> dict[str, Any]:
     """A model that repeats the alert data back in its answer (as a small model may)."""
     data = body["messages"][-1]["content"]
-    return {**inproc.GOOD, "summary": data[:2000], "what_happened": data, "recommended_actions": [data[:400]]}
+    return {**inproc.GOOD, "summary": data, "actions": [data[:400], data[-400:]]}
 
 
 @pytest.fixture

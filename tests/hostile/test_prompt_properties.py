@@ -28,9 +28,14 @@ def _fenced_lines(built: prompt.Prompt) -> list[str]:
 def _check_prompt(source: dict[str, Any]) -> prompt.Prompt:
     built = prompt.build(source)
     inside = _fenced_lines(built)
+    rule = [pair for pair in built.pairs if pair[0] in prompt.RULE_LABELS]
+    event = [pair for pair in built.pairs if pair[0] not in prompt.RULE_LABELS]
+    lines = built.messages[1]["content"].split("\n")
+    rule_lines = lines[lines.index("Detection rule:") + 1:lines.index("Event data:")]
     # One line per extract field: no value can span lines, open a new block or close the fence.
-    assert len(inside) == max(len(built.pairs), 1)
-    for (label, value), line in zip(built.pairs, inside, strict=False):
+    assert len(inside) == max(len(event), 1)
+    assert len(rule_lines) == max(len(rule), 1)
+    for (label, value), line in [*zip(event, inside, strict=False), *zip(rule, rule_lines, strict=False)]:
         assert line == f"{label}: {json.dumps(value, ensure_ascii=False)}"
         assert len(value) <= 700
     json.dumps(built.messages)  # what goes to LiteLLM must serialise
@@ -85,10 +90,11 @@ def test_the_answer_parser_accepts_or_refuses_clearly(content: str, finish: str 
 def _check_answer(answer: assessment.Assessment) -> None:
     fields = answer.as_fields()
     assert set(fields) == {"summary", "what_happened", "risk_level", "confidence", "recommended_actions"}
+    assert fields["what_happened"] is None
     assert answer.risk_level in {"low", "medium", "high", "critical"}
     assert 0 <= answer.confidence <= 1
     assert 1 <= len(answer.recommended_actions) <= assessment.ACTIONS_MAX
-    for text, limit in [(answer.summary, assessment.SUMMARY_MAX), (answer.what_happened, assessment.WHAT_HAPPENED_MAX),
+    for text, limit in [(answer.summary, assessment.SUMMARY_MAX),
                         *[(a, assessment.ACTION_MAX) for a in answer.recommended_actions]]:
         assert 0 < len(text) <= limit
         _assert_plain(text)
@@ -100,17 +106,17 @@ def _assert_plain(text: str) -> None:
 
 
 ANSWERS = st.fixed_dictionaries({
-    "summary": ANY_TEXT, "what_happened": ANY_TEXT,
-    "risk_level": st.one_of(st.sampled_from(["low", "HIGH", " critical ", "benign", "none", ""]), ANY_TEXT),
+    "summary": ANY_TEXT,
+    "risk": st.one_of(st.sampled_from(["low", "HIGH", " critical ", "benign", "none", ""]), ANY_TEXT),
     "confidence": st.one_of(st.floats(), st.integers(), st.text(max_size=8), st.none()),
-    "recommended_actions": st.one_of(st.lists(st.one_of(ANY_TEXT, st.integers()), max_size=12), ANY_TEXT),
+    "actions": st.one_of(st.lists(st.one_of(ANY_TEXT, st.integers()), max_size=12), ANY_TEXT),
 }, optional={"lme.ai.status": ANY_TEXT, "_id": ANY_TEXT, "kibana.alert.workflow_status": ANY_TEXT,
              "alerts": st.lists(ANY_TEXT, max_size=3)})
 
 
 @PROPS
 @given(ANSWERS)
-def test_schema_shaped_answers_only_ever_yield_the_five_fields(answer: dict[str, Any]) -> None:
+def test_schema_shaped_answers_only_ever_yield_our_fields(answer: dict[str, Any]) -> None:
     try:
         parsed = assessment.parse(json.dumps(answer))
     except AnswerError as exc:

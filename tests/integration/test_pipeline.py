@@ -30,10 +30,10 @@ from worker.llm import BODY_TIMEOUT_MARGIN_S
 pytestmark = pytest.mark.slow
 
 MODEL = "lfm2.5-1.2b-instruct"
-SHARED = ("summary", "what_happened", "risk_level", "recommended_actions", "confidence", "model")
+SHARED = ("summary", "risk_level", "recommended_actions", "confidence", "model")
 DONE_FIELDS = [
     "status", "source", "claim_id", "claimed_at", "started_at", "enriched_at", "attempts", "summary",
-    "what_happened", "risk_level", "recommended_actions", "confidence", "model", "prompt_version", "fingerprint",
+    "risk_level", "recommended_actions", "confidence", "model", "prompt_version", "fingerprint",
     "duration_ms", "tokens.prompt", "tokens.completion", "injection_suspected", "cached",
 ]
 

@@ -6,20 +6,28 @@ import json
 
 import pytest
 
-from worker.assessment import AnswerError, clean_text, parse
+from worker.assessment import ACTIONS_MAX, SUMMARY_MAX, AnswerError, clean_text, parse
+from worker.prompt import ANSWER_SCHEMA
 
 GOOD = {
-    "summary": "PowerShell ran an encoded command.",
-    "what_happened": "A user started PowerShell with an encoded command on host1.",
-    "risk_level": "high",
+    "summary": "A user started PowerShell with an encoded command on host1.",
+    "risk": "high",
     "confidence": 0.8,
-    "recommended_actions": ["Isolate host1", "Decode the command"],
+    "actions": ["Isolate host1", "Decode the command"],
 }
 
 
-def test_plain_json():
+def test_plain_json_becomes_our_fields():
     result = parse(json.dumps(GOOD), "stop")
-    assert result.as_fields() == GOOD
+    assert result.as_fields() == {
+        "summary": GOOD["summary"], "risk_level": "high", "confidence": 0.8,
+        "recommended_actions": GOOD["actions"],
+        "what_happened": None,  # prompt v2's field: cleared so a re-assessment leaves no stale text
+    }
+
+
+def test_good_answer_is_exactly_the_schema():
+    assert set(GOOD) == set(ANSWER_SCHEMA["required"]) == set(ANSWER_SCHEMA["properties"])
 
 
 @pytest.mark.parametrize(
@@ -35,7 +43,7 @@ def test_fenced_or_loose_json(wrap):
 
 
 def test_normalises_what_small_models_do():
-    answer = {**GOOD, "risk_level": " High ", "confidence": "85%", "recommended_actions": "Isolate host1"}
+    answer = {**GOOD, "risk": " High ", "confidence": "85%", "actions": "Isolate host1"}
     result = parse(json.dumps(answer))
     assert result.risk_level == "high"
     assert result.confidence == 0.85
@@ -49,12 +57,12 @@ def test_normalises_what_small_models_do():
         ('{"summary": "cut', "length", "truncated"),
         ("", "stop", "empty"),
         ("I think this is bad.", "stop", "not_json"),
-        (json.dumps({**GOOD, "risk_level": "catastrophic"}), "stop", "schema"),
+        (json.dumps({**GOOD, "risk": "catastrophic"}), "stop", "schema"),
         (json.dumps({**GOOD, "confidence": -1}), "stop", "schema"),
         (json.dumps({**GOOD, "confidence": True}), "stop", "schema"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "summary"}), "stop", "schema"),
         (json.dumps({**GOOD, "summary": 42}), "stop", "schema"),
-        (json.dumps({**GOOD, "recommended_actions": [1, 2]}), "stop", "schema"),
+        (json.dumps({**GOOD, "actions": [1, 2]}), "stop", "schema"),
         ("[1, 2, 3]", "stop", "not_json"),
     ],
 )
@@ -69,14 +77,14 @@ def test_output_is_plain_bounded_text():
     hostile = {
         **GOOD,
         "summary": "<script>alert(1)</script>Bad\x00\x1b[31m\u202e thing [click](http://evil) " + "z" * 1000,
-        "recommended_actions": ["ok"] * 20,
+        "actions": ["ok"] * 20,
         "extra_field": "ignored",
     }
     result = parse(json.dumps(hostile))
     assert "<script>" not in result.summary and "\x00" not in result.summary and "\u202e" not in result.summary
     assert "http://evil" not in result.summary and "click" in result.summary
-    assert len(result.summary) <= 300
-    assert len(result.recommended_actions) == 5
+    assert len(result.summary) <= SUMMARY_MAX == 300
+    assert len(result.recommended_actions) == ACTIONS_MAX == 3
     assert "extra_field" not in result.as_fields()
 
 

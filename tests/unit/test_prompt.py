@@ -47,11 +47,36 @@ def test_extract_holds_the_fields_an_analyst_needs():
         "message": "x" * 5000,
     }
     text = _user(prompt.build(source))
-    for expected in ("Suspicious PowerShell", "high", "73", "process event on host1", "TA0002", "Execution",
+    for expected in ("Suspicious PowerShell", "high", "73", "TA0002", "Execution",
                      "T1059.001 PowerShell", "host1", "alice", "CORP", "ps.exe -enc AAA", "cmd.exe /c x",
                      "10.0.0.5", "8.8.8.8", "53", "start", "success"):
         assert expected in text, expected
     assert "xxxxxxxx" not in text  # never the raw document
+    # Kibana wrote the reason from the fields above: it would only repeat them.
+    assert "process event on host1" not in text
+
+
+def test_reason_is_sent_when_nothing_else_says_what_the_event_did():
+    reason = "5 events with user.name alice on host1 created high alert Brute force."
+    source = {"kibana.alert.rule.name": "Brute force", "kibana.alert.reason": reason,
+              "host": {"name": "host1"}, "user": {"name": "alice"}}
+    assert json.dumps(reason) in _user(prompt.build(source))
+
+
+def test_rule_first_outside_the_fence_event_inside():
+    def alert(cmd: str) -> dict:
+        return {"kibana.alert.rule.name": "Encoded PowerShell", "kibana.alert.rule.description": "Detects -enc.",
+                "kibana.alert.severity": "high", "host": {"name": "h1"}, "process": {"command_line": cmd}}
+
+    first, second = prompt.build(alert("ps -enc AAA")), prompt.build(alert("ps -enc BBB"))
+    user = _user(first)
+    marker = prompt.fence_marker(first.extract)
+    head, inside, _ = user.split(f"\n{marker}\n")
+    assert '"Encoded PowerShell"' in head and '"Detects -enc."' in head and "ps -enc" not in head
+    assert "ps -enc AAA" in inside and "Encoded PowerShell" not in inside
+    # Alerts of one rule share everything up to the fence, so the model server reuses its prompt cache.
+    assert _user(second).startswith(head + "\n")
+    assert first.extract != second.extract
 
 
 def test_long_values_are_truncated_and_scale_shrinks_them():
@@ -98,7 +123,8 @@ def test_injection_attempts_are_flagged():
 
 def test_empty_alert_still_makes_a_prompt():
     p = prompt.build({})
-    assert "none of the fields" in p.extract
+    assert "none of the event fields" in p.extract
+    assert "names no detection rule" in _user(p)
 
 
 def test_schema_is_strict():
