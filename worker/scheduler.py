@@ -9,6 +9,10 @@ order is decided when a slot frees up, with what is known then:
   alerts are never starved. Because everyone ages at the same rate, this is a static score:
   ``level x aging + time claimed``.
 - fairness: each rule's recent dispatches add a penalty, so one storming rule cannot take every slot.
+  A rule may keep the model for a short run (``AFFINITY_RUN`` dispatches): during it, the run's own
+  penalty is waived and the rule gets a small head start (``AFFINITY_S``, far less than a severity level),
+  because prompts start with the rule's fields and the model server reads them from its prompt cache only
+  when the previous prompt was for the same rule.
 - coalescing: an alert whose fingerprint is being assessed right now waits for that result as a
   follower instead of queueing its own model call.
 - cache: an alert whose fingerprint was assessed within ``LME_ENRICH_CACHE_TTL`` gets that assessment
@@ -42,10 +46,13 @@ GROUP: Final = PREFIX + "pending-fp:"
 CACHE: Final = PREFIX + "cache:"
 RULE_LOAD: Final = PREFIX + "rule-load"
 DISPATCH_LOCK: Final = PREFIX + "dispatch-lock"
+LAST_RULE: Final = PREFIX + "last-rule"  # {"rule": ..., "run": n}: the current run of one rule
 
 LEVELS: Final = {"requeue": -10, "critical": 0, "high": 1, "medium": 2, "low": 3, "backfill": 4}
 RULE_PENALTY_S: Final = 60.0  # each recent dispatch of a rule pushes its next alerts back this much
 RULE_LOAD_HALF_LIFE_S: Final = 600.0
+AFFINITY_RUN: Final = 4
+AFFINITY_S: Final = 30.0
 SCAN: Final = 200  # candidates considered per round
 
 # Add a job: behind its fingerprint's leader if one is in flight (coalescing), else into the waiting set
@@ -203,6 +210,25 @@ class Scheduler:
 
     def _bump_rule(self, rule: str, now: float) -> None:
         self.redis.hset(RULE_LOAD, rule, f"{_decayed(self.redis.hget(RULE_LOAD, rule), now) + 1}:{now}")
+        last, run = self._run()
+        self.redis.set(LAST_RULE, json.dumps({"rule": rule, "run": run + 1 if rule == last else 1}))
+
+    def _run(self) -> tuple[str | None, int]:
+        """The rule of the last dispatch and how many dispatches in a row it has had."""
+        raw = self.redis.get(LAST_RULE)
+        try:
+            value = json.loads(raw) if raw else {}
+            return str(value["rule"]), int(value["run"])
+        except (ValueError, KeyError, TypeError):
+            return None, 0
+
+    def _ranked(self, jobs: list[tuple[Job, float]], now: float) -> list[tuple[Job, float]]:
+        """Best first: priority score plus each rule's recent-dispatch penalty; a short run of one rule goes on."""
+        penalties = self._rule_penalties(sorted({job.rule for job, _ in jobs}), now)
+        last, run = self._run()
+        if last in penalties and run < AFFINITY_RUN:
+            penalties[last] = max(penalties[last] - run * RULE_PENALTY_S, 0.0) - AFFINITY_S
+        return sorted(jobs, key=lambda js: js[1] + penalties.get(js[0].rule, 0.0))
 
     def _expire_inflight(self, now: float) -> None:
         # A dispatched task that never reported back (its worker died) stops holding a slot after the
@@ -233,10 +259,8 @@ class Scheduler:
                     break
                 raws = self.redis.hmget(JOBS, [claim for claim, _ in ids])
                 jobs = [(Job.from_json(raw), score) for raw, (_, score) in zip(raws, ids, strict=True) if raw]
-                penalties = self._rule_penalties(sorted({job.rule for job, _ in jobs}), now)
-                jobs.sort(key=lambda js: js[1] + penalties.get(js[0].rule, 0.0))
                 progressed = False
-                for candidate, _score in jobs:
+                for candidate, _score in self._ranked(jobs, now):
                     # Without a free slot, only what needs none goes ahead: a cached answer, and a person's
                     # requeue (it goes to Celery ahead of the backlog).
                     no_room = free <= 0 and candidate.level != "requeue"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from tests.celery_procs import celery_processes
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, wait_for_status
 from worker import fingerprint, prompt
-from worker.scheduler import Job, Scheduler
+from worker.scheduler import AFFINITY_RUN, Job, Scheduler
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -69,6 +70,22 @@ def test_a_storming_rule_does_not_take_every_slot(scheduler: Scheduler) -> None:
     assert len(order) == 55
     # Every other rule's alert is served within the first few dispatches, not after fifty storm alerts.
     assert max(order.index(f"other-{n}") for n in range(5)) < 12
+
+
+def test_a_rule_keeps_the_model_for_a_short_run_for_its_prompt_cache(scheduler: Scheduler) -> None:
+    now = 1_000_000.0
+    # Two rules' alerts claimed alternately within seconds, and one critical that arrives last.
+    jobs = [Job("i", f"{rule}-{n}", f"{rule}{n}", f"f{rule}{n}", f"rule {rule}", "medium", now + 2 * n + offset)
+            for n in range(8) for rule, offset in (("a", 0.0), ("b", 1.0))]
+    jobs.append(Job("i", "critical", "crit", "fcrit", "rule c", "critical", now + 60))
+    scheduler.add(jobs)
+    order = [job.alert_id for job in _drain(scheduler)]
+    assert order[0] == "critical"  # a run never outranks a higher severity
+    rules = [alert_id.split("-")[0] for alert_id in order[1:]]
+    runs = [len(list(group)) for _, group in itertools.groupby(rules)]
+    assert max(runs) == AFFINITY_RUN  # alerts of one rule go together, for the model's prompt cache ...
+    assert runs[:2] == [AFFINITY_RUN, AFFINITY_RUN]  # ... but only for a short run: the other rule is next
+    assert sorted(order) == sorted(job.alert_id for job in jobs)
 
 
 def test_identical_fingerprints_are_dispatched_once(scheduler: Scheduler) -> None:
