@@ -48,7 +48,7 @@ class Assessment:
     recommended_actions: list[str]
 
     def as_fields(self) -> dict[str, Any]:
-        # Prompt v2 also wrote what_happened: clear it so a re-assessment leaves no stale text behind.
+        # Prompts v1 and v2 also wrote what_happened: clear it so a re-assessment leaves no stale text behind.
         return {**asdict(self), "what_happened": None}
 
 

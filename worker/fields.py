@@ -48,7 +48,7 @@ AI_PROPERTIES: Final[dict[str, Any]] = {
     "next_attempt_at": {"type": "date"},
     "attempts": {"type": "integer"},
     "summary": _TEXT_WITH_KEYWORD,
-    # Written by prompt v2 only; v3 writes null so a re-assessment leaves no stale text. Still mapped:
+    # Written by prompts v1 and v2 only; v3 writes null so a re-assessment leaves no stale text. Still mapped:
     # older alerts hold it, and a mapping cannot be taken back.
     "what_happened": {"type": "text"},
     "risk_level": {"type": "keyword"},
