@@ -1,4 +1,7 @@
-"""CLI: ``python -m tests.fakes.elasticsearch --host H --port P [--tls-cert F --tls-key F] [auth flags]``."""
+"""CLI: ``python -m tests.fakes.elasticsearch --host H --port P [--tls-cert F --tls-key F] [auth flags]``.
+
+``--profile FILE`` writes cProfile statistics of request handling (CPU time) to FILE when the server stops.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import threading
 from types import FrameType
 
 from .auth import AuthConfig
+from .profiling import RequestProfiler
 from .server import make_server
 
 
@@ -26,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=2,
                         help="data nodes to simulate: decides which replicas are assigned (green vs yellow)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="profile request handling (CPU time per thread); pstats written to FILE on exit")
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
@@ -36,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     auth = AuthConfig(args.user, args.password, args.api_key)
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     server = make_server(args.host, args.port, auth, tls, max(1, args.nodes))
+    if args.profile:
+        server.profiler = RequestProfiler(args.profile)
     raw_host, port = server.server_address[:2]
     host = raw_host.decode() if isinstance(raw_host, bytes) else raw_host
     stopping = threading.Event()
@@ -52,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"listening on {scheme}://{host}:{port}", flush=True)
     server.serve_forever(poll_interval=0.2)
     server.server_close()
+    if server.profiler is not None:
+        server.profiler.dump()
     return 0
 
 

@@ -139,7 +139,7 @@ class SearchHandlers:
         for name in sorted(resolved.indices):
             idx = self.c.indices[name]
             mappings[name] = idx.mapping
-            index_docs = sorted(idx.searchable.values(), key=lambda d: d.doc_order)
+            index_docs = idx.searchable_in_order()
             filters = [idx.aliases[a].filter for a in resolved.via_alias.get(name, [])]
             if filters and name not in resolved.direct and all(f is not None for f in filters):
                 index_docs = self._filtered(index_docs, filters, {name: idx.mapping})

@@ -58,6 +58,9 @@ class IndexState:
     dirty_since: float | None = None      # monotonic time of the oldest unrefreshed write
     tick_anchor: float = field(default_factory=time.monotonic)
     nodes: int = 1                        # data nodes of the simulated cluster
+    # `searchable` in insertion order, with the dict it was taken from: every search and PIT needs it,
+    # and `searchable` only ever changes by being replaced (on refresh), so identity tells it is current.
+    _in_order: tuple[dict[str, StoredDoc], list[StoredDoc]] | None = field(default=None, repr=False)
 
     @property
     def hidden(self) -> bool:
@@ -94,6 +97,14 @@ class IndexState:
     def health(self) -> str:
         return "yellow" if self.unassigned_shards else "green"
 
+    def searchable_in_order(self) -> list[StoredDoc]:
+        """The searchable docs by insertion order (``doc_order``); a fresh list the caller may keep."""
+        cached = self._in_order
+        if cached is None or cached[0] is not self.searchable:
+            cached = (self.searchable, sorted(self.searchable.values(), key=lambda d: d.doc_order))
+            self._in_order = cached
+        return list(cached[1])
+
     def shard_of(self, doc_id: str, routing: str | None) -> int:
         raw = self.settings.get("index.number_of_routing_shards")
         return shard_id(routing if routing is not None else doc_id, self.shards, int(raw) if raw else None)
@@ -106,7 +117,8 @@ class IndexState:
         return doc if self.shard_of(doc_id, doc.routing) == self.shard_of(doc_id, routing) else None
 
     def routing_required(self) -> bool:
-        meta = self.mapping.to_body().get("_routing")
+        # Read the root parameter directly: rendering the whole mapping (to_body) on every write was costly.
+        meta = self.mapping.root.get("_routing")
         return isinstance(meta, dict) and meta.get("required") is True
 
     def shard_header(self) -> dict[str, int]:
@@ -456,7 +468,7 @@ class Cluster:
         pit = Pit(
             id=pit_id,
             indices=list(names),
-            docs={n: sorted(self.indices[n].searchable.values(), key=lambda d: d.doc_order) for n in names},
+            docs={n: self.indices[n].searchable_in_order() for n in names},
             mappings={n: self.indices[n].mapping.copy() for n in names},
             keep_alive=keep_alive,
             expires=now + keep_alive,

@@ -331,12 +331,18 @@ _NAMED: dict[str, str] = {
 }
 
 
+_PARSED_LIMIT = 50_000  # remembered parses per format: keeps a long-running server's memory bounded
+
+
 class DateFormat:
     """One `format` value of a date field: `a||b||c`, each a named format or a Java pattern."""
 
     def __init__(self, spec: str | None = None, locale: str = "en") -> None:
         self.spec = spec or DEFAULT_DATE_FORMAT
         self._parsers: list[Parser] = []
+        # Indexing validates a date, then indexes it, and the same timestamps recur across documents:
+        # remember what plain parses (UTC, not rounding up) gave; parsing is pure, so this changes nothing.
+        self._parsed: dict[str, int] = {}
         self._printer: Printer | None = None
         for part in self.spec.split("||"):
             parser, printer = _compile(part.strip(), locale)
@@ -347,9 +353,18 @@ class DateFormat:
     def parse_nanos(self, value: object, *, round_up: bool = False, tz: tzinfo = UTC) -> int:
         """Epoch nanoseconds of ``value``; raises DateParseError."""
         text = _as_text(value)
+        plain = not round_up and tz is UTC
+        if plain:
+            known = self._parsed.get(text)
+            if known is not None:
+                return known
         for parser in self._parsers:
             result = parser(text, round_up, tz)
             if result is not None:
+                if plain:
+                    if len(self._parsed) >= _PARSED_LIMIT:
+                        self._parsed.clear()
+                    self._parsed[text] = result
                 return result
         raise DateParseError(f"failed to parse date field [{text}] with format [{self.spec}]")
 

@@ -140,14 +140,16 @@ def check_version(idx: IndexState, doc_id: str, current: StoredDoc | None, opts:
 
 
 def _store(idx: IndexState, doc_id: str, source: dict[str, Any], version: int, routing: str | None,
-           ) -> StoredDoc:
-    idx.mapping.prepare_document(source, doc_id=doc_id)
-    indexed = idx.mapping.index_document(source)
+           *, previous: StoredDoc | None = None) -> StoredDoc:
+    """``previous``: the version this one replaces, whose unchanged entries need no re-indexing."""
+    reuse = previous.extra.get("parts") if previous is not None else None
+    changed = idx.mapping.prepare_document(source, doc_id=doc_id, reuse=reuse)
+    indexed, parts = idx.mapping.index_parts(source, validated=not changed, reuse=reuse)
     # A re-indexed doc moves to the end of the insertion order, as a new Lucene doc would.
     order = idx.next_order
     idx.next_order += 1
     doc = StoredDoc(index=idx.name, id=doc_id, source=source, seq_no=idx.next_seq_no(), primary_term=1,
-                    version=version, doc_order=order, routing=routing, extra={"indexed": indexed})
+                    version=version, doc_order=order, routing=routing, extra={"indexed": indexed, "parts": parts})
     idx.docs[doc_id] = doc
     idx.versions[doc_id] = version
     return doc
@@ -268,7 +270,8 @@ def update_doc(cluster: Cluster, target: str, doc_id: str, body: Any,  # noqa: P
                            shards={"total": 0, "successful": 0, "failed": 0})
         _add_get(out, current, source_filter)
         return 200, out, idx
-    stored = _store(idx, doc_id, merged, current.version + 1, opts.routing or current.routing)
+    stored = _store(idx, doc_id, merged, current.version + 1, opts.routing or current.routing,
+                    previous=current)
     cluster.mark_written(idx)
     out = write_result(idx, doc_id, "updated", version=stored.version, seq_no=stored.seq_no)
     _add_get(out, stored, source_filter)
@@ -416,7 +419,7 @@ def get_doc(cluster: Cluster, target: str, doc_id: str, params: Mapping[str, Any
 
 
 def _source_enabled(idx: IndexState) -> bool:
-    meta = idx.mapping.to_body().get("_source")
+    meta = idx.mapping.root.get("_source")     # a root parameter: no need to render the whole mapping
     return not (isinstance(meta, dict) and meta.get("enabled") is False)
 
 

@@ -6,7 +6,8 @@ mapping changed) and then ``mapping.index_document(source)``; keep its result in
 ``StoredDoc.extra["indexed"]``. That dict (field path -> list of indexed values) is what queries,
 sorts and aggregations read, so a field mapped later (PUT _mapping) stays unsearchable for documents
 stored before, as in Elasticsearch. The search engine falls back to indexing ``_source`` with the
-current mapping when ``extra["indexed"]`` is absent.
+current mapping when ``extra["indexed"]`` is absent. ``index_parts`` gives the same dict for a document
+that replaces an earlier version, reusing what the unchanged top-level entries indexed to (partial updates).
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class IndexMapping:
         self.props: dict[str, Any] = {}
         self._fields: dict[str, FieldDef] | None = None
         self._objects: dict[str, dict[str, Any]] | None = None
+        self._constants: list[tuple[str, str]] | None = None  # constant_keyword fields with a value
+        self._has_nested: bool | None = None
+        # Bumped on every change: what a document validated and indexed to is reusable while it stays put.
+        self.generation = 0
+        # Per older mapping (by id): (it, its generation, ours, the top-level names whose parts went stale).
+        self._stale_since: dict[int, tuple[IndexMapping, int, int, frozenset[str] | None]] = {}
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -144,6 +151,10 @@ class IndexMapping:
     def _invalidate(self) -> None:
         self._fields = None
         self._objects = None
+        self._constants = None
+        self._has_nested = None
+        self._stale_since = {}
+        self.generation += 1
 
     def _check_aliases(self, wrap: bool) -> None:
         fields = self.fields()
@@ -178,6 +189,9 @@ class IndexMapping:
                     params = {k: v for k, v in spec.items() if k != "type"}
                     fields[name] = FieldDef(name, spec["type"], {**params, "_runtime": True})
             self._fields, self._objects = fields, objects
+            self._constants = [(path, str(fd.params["value"])) for path, fd in fields.items()
+                               if fd.type == "constant_keyword" and fd.params.get("value") is not None]
+            self._has_nested = any(s.get("type") == "nested" for s in objects.values())
         return self._fields
 
     def objects(self) -> dict[str, dict[str, Any]]:
@@ -202,11 +216,25 @@ class IndexMapping:
         return [p for p in self.fields() if fnmatch.fnmatchcase(p, pattern)]
 
     # -- documents ------------------------------------------------------------------------------
-    def prepare_document(self, source: dict[str, Any], *, doc_id: str | None = None) -> bool:
-        """Validate ``source`` against the mapping and add dynamic fields; True if the mapping changed."""
+    def prepare_document(self, source: dict[str, Any], *, doc_id: str | None = None,
+                         reuse: IndexedParts | None = None) -> bool:
+        """Validate ``source`` against the mapping and add dynamic fields; True if the mapping changed.
+
+        ``reuse``: the parts of the document's previous version; a top-level entry it holds (the very same
+        object) passed validation under this very mapping without changing it, so it would again.
+        """
         ctx = _DocContext(self, source, doc_id)
+        stale = self._stale_heads(reuse) if reuse is not None and reuse.validated else None
+        entries = reuse.entries if reuse is not None and stale is not None else {}
+        dynamic = self.dynamic
+        changed = False
         try:
-            changed = ctx.walk_object(self.props, self.dynamic, "", source)
+            for key, value in source.items():
+                # Only while this walk has changed nothing: a new field could make an old value invalid.
+                known = entries.get(key)
+                if known is not None and not changed and _reusable_entry(known, value, key, stale):
+                    continue
+                changed |= ctx.walk_entry(self.props, dynamic, "", key, value)
         except ESError:
             for undo in reversed(ctx.undo):  # a rejected document leaves the mapping untouched
                 undo()
@@ -215,6 +243,94 @@ class IndexMapping:
         if changed:
             self._invalidate()
         return changed
+
+    def _stale_heads(self, parts: IndexedParts) -> frozenset[str] | None:
+        """Top-level names whose entries in ``parts`` must be redone under this mapping (None: all).
+
+        Parts from this very mapping are all good. Parts from the mapping this one replaced (PUT _mapping
+        builds a new one) stay good outside the top-level objects the change touched, provided the root
+        parameters (dynamic, templates, runtime fields ...) are the same: an entry only reads the mapping
+        below its own top-level name, and through ``copy_to`` the targets' definitions.
+        """
+        old = parts.mapping
+        if old is self:
+            return frozenset() if parts.generation == self.generation else None
+        if old.generation != parts.generation:
+            return None     # the older mapping has moved on since: its state then is gone
+        known = self._stale_since.get(id(old))
+        if known is not None and known[0] is old and known[1] == old.generation and known[2] == self.generation:
+            return known[3]
+        stale = self._changed_heads(old)
+        if len(self._stale_since) >= 8:
+            self._stale_since.clear()
+        self._stale_since[id(old)] = (old, old.generation, self.generation, stale)
+        return stale
+
+    def _changed_heads(self, old: IndexMapping) -> frozenset[str] | None:
+        if old.root != self.root:
+            return None
+        # By first path segment: a property name may itself hold dots.
+        changed = {name.split(".", 1)[0] for name in old.props.keys() | self.props.keys()
+                   if old.props.get(name) != self.props.get(name)}
+        for mapping in (old, self):
+            for path, fd in mapping.fields().items():
+                targets = fd.params.get("copy_to")
+                for target in [targets] if isinstance(targets, str) else (targets or []):
+                    if str(target).split(".", 1)[0] in changed:
+                        changed.add(path.split(".", 1)[0])
+        return frozenset(changed)
+
+    def index_parts(self, source: dict[str, Any], *, validated: bool,
+                    reuse: IndexedParts | None = None) -> tuple[IndexedFields, IndexedParts]:
+        """``index_document(source)``, built from one part per top-level entry, and those parts.
+
+        A partial update changes few entries of a large document: the others are the very objects of the
+        previous version, and while the mapping is unchanged they index exactly as before, so their parts
+        are reused. ``validated``: ``prepare_document`` accepted ``source`` without changing the mapping.
+        """
+        fields = self.fields()
+        objects = self.objects()
+        stale = self._stale_heads(reuse) if reuse is not None else None
+        previous = reuse.entries if reuse is not None and stale is not None else {}
+        entries: dict[str, tuple[Any, IndexedFields]] = {}
+        out: IndexedFields = {}
+        added = 0
+        for key, value in source.items():
+            known = previous.get(key)
+            # (_reusable_entry, inlined: this loop runs for every entry of every update)
+            if known is not None and known[0] is value and (not stale or _fresh_head(key, stale)):
+                entries[key] = known
+                part = known[1]
+            else:
+                part = {}
+                self._index_entries(_walk_value(key, value, fields, objects), None, part)
+                entries[key] = (value, part)
+            # Parts rarely share a path; when none does, this is exactly the in-place indexing order.
+            out.update(part)
+            added += len(part)
+        if added != len(out):
+            out = {}
+            owned: set[str] = set()
+            for _value, part in entries.values():
+                _merge_part(out, part, owned)
+        self._add_constants(out)
+        return out, IndexedParts(self, self.generation, validated, entries)
+
+    def _index_entries(self, leaves: Iterator[tuple[str, Any]], nested_scope: str | None,
+                       out: IndexedFields) -> None:
+        fields = self.fields()
+        scoped = nested_scope is not None or bool(self._has_nested)
+        for path, value in leaves:
+            fd = fields.get(path)
+            if fd is None or fd.type == "alias" or fd.params.get("_runtime") or \
+                    (scoped and not self._in_scope(path, nested_scope)):
+                continue
+            self._index_leaf(fd, value, out)
+
+    def _add_constants(self, out: IndexedFields) -> None:
+        self.fields()
+        for path, value in self._constants or ():
+            out[path] = [value]
 
     def index_document(self, source: dict[str, Any], *, nested_scope: str | None = None) -> IndexedFields:
         """What the document indexes now: field path -> indexed values (see module docstring).
@@ -225,16 +341,8 @@ class IndexMapping:
         out: IndexedFields = {}
         fields = self.fields()
         objects = self.objects()
-        scoped = nested_scope is not None or any(s.get("type") == "nested" for s in objects.values())
-        for path, value in _walk(source, "", fields, objects):
-            fd = fields.get(path)
-            if fd is None or fd.type == "alias" or fd.params.get("_runtime") or \
-                    (scoped and not self._in_scope(path, nested_scope)):
-                continue
-            self._index_leaf(fd, value, out)
-        for path, fd in fields.items():
-            if fd.type == "constant_keyword" and fd.params.get("value") is not None:
-                out[path] = [str(fd.params["value"])]
+        self._index_entries(_walk(source, "", fields, objects), nested_scope, out)
+        self._add_constants(out)
         return out
 
     def nested_owner(self, path: str) -> str | None:
@@ -279,6 +387,55 @@ class IndexMapping:
             if target_fd is not None and target_fd is not fd:
                 with contextlib.suppress(MalformedValue):
                     out.setdefault(target, []).extend(target_fd.index_values(value))
+
+
+class IndexedParts:
+    """What a stored document's top-level entries indexed to (and whether they passed validation as they
+    are), under one generation of one mapping: reused by the document's next version (see index_parts)."""
+
+    __slots__ = ("entries", "generation", "mapping", "validated")
+
+    def __init__(self, mapping: IndexMapping, generation: int, validated: bool,
+                 entries: dict[str, tuple[Any, IndexedFields]]) -> None:
+        self.mapping = mapping
+        self.generation = generation
+        self.validated = validated
+        self.entries = entries          # key -> (the value object, what it indexed)
+
+
+def _reusable_entry(known: tuple[Any, IndexedFields] | None, value: Any, key: str,
+                    stale: frozenset[str] | None) -> bool:
+    """Is ``known`` (an earlier version's entry) this very ``value``, under a top-level name still good?"""
+    if known is None or known[0] is not value or stale is None:
+        return False
+    return not stale or _fresh_head(key, stale)
+
+
+def _fresh_head(key: str, stale: frozenset[str]) -> bool:
+    head = key.split(".", 1)[0]
+    return bool(head) and head not in stale
+
+
+def _merge_part(out: IndexedFields, part: IndexedFields, owned: set[str]) -> None:
+    """Add one entry's part to ``out`` exactly as indexing that entry in place would have.
+
+    Indexed values are never changed in place once stored, so ``out`` takes a part's list as it is, and
+    copies it (noting the path in ``owned``) only when a second part adds to the same path.
+    """
+    for path, values in part.items():
+        existing = out.get(path)
+        if existing is None:
+            out[path] = values
+            continue
+        if path not in owned:
+            existing = out[path] = list(existing)
+            owned.add(path)
+        if path == IGNORED:     # a set of names: _note_ignored adds each once
+            for name in values:
+                if name not in existing:
+                    existing.append(name)
+        else:
+            existing.extend(values)
 
 
 def _note_ignored(out: IndexedFields, path: str, value: Any) -> None:

@@ -39,29 +39,34 @@ def _docs_by_index(
     runtime_mappings: dict[str, Any] | None = None,
 ) -> dict[str, ShardContext]:
     order: list[str] = list(mappings)
+    position = {name: n for n, name in enumerate(order)}    # every search visits every doc: no list.index
     for d in docs:
-        if d.index not in mappings and d.index not in order:
+        if d.index not in position:
+            position[d.index] = len(order)
             order.append(d.index)
     ctxs: dict[str, ShardContext] = {}
     grouped: dict[str, list[Doc]] = {name: [] for name in order}
     effective = {name: _with_runtime(m, runtime_mappings) for name, m in mappings.items()}
     runtime = {name: runtime_fields(m) for name, m in effective.items()}
     for d in docs:
-        mapping = effective.get(d.index)
         indexed = d.extra.get("indexed")
         if indexed is None:
+            mapping = effective.get(d.index)
             indexed = mapping.index_document(d.source) if mapping is not None else {}
         if runtime.get(d.index):
             indexed = with_runtime_values(indexed, d.source, runtime[d.index])
-        grouped[d.index].append(Doc(d, indexed, order.index(d.index)))
+        grouped[d.index].append(Doc(d, indexed, position[d.index]))
     for name in order:
         ctxs[name] = ShardContext(name, effective.get(name) or IndexMapping(), now, grouped[name],
                                   (settings or {}).get(name) or {}, (uuids or {}).get(name))
-    by_key = {(d.index, d.id): d.source for d in docs}
+    by_key: dict[tuple[str, str], dict[str, Any]] | None = None
 
     def lookup(index: str, doc_id: str) -> dict[str, Any] | None:
+        nonlocal by_key
         if get_source is not None:
             return get_source(index, doc_id)
+        if by_key is None:      # built on first use: most searches never look a document up
+            by_key = {(d.index, d.id): d.source for d in docs}
         return by_key.get((index, doc_id))
 
     for ctx in ctxs.values():

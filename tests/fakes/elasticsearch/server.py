@@ -19,6 +19,7 @@ from .api import Api
 from .auth import WWW_AUTHENTICATE, AuthConfig
 from .errors import ESError
 from .faults import FaultRegistry, rejected, unavailable
+from .profiling import RequestProfiler
 from .routing import Request, Response
 
 log = logging.getLogger("fake-es")
@@ -34,6 +35,7 @@ class ESServer(ThreadingHTTPServer):
         self.faults = FaultRegistry()
         self.api = Api(self.faults, nodes)
         self.ssl_context = ssl_context
+        self.profiler: RequestProfiler | None = None
         super().__init__(address, ESHandler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -72,7 +74,11 @@ class ESHandler(BaseHTTPRequestHandler):
             super().handle()
 
     def do_GET(self) -> None:
-        self._serve()
+        if self.server.profiler is None:
+            self._serve()
+            return
+        with self.server.profiler.request():
+            self._serve()
 
     do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
 
