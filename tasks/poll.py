@@ -16,10 +16,11 @@ log = logging.getLogger(__name__)
 @app.task(name="lme_enrich.poll", ignore_result=True)
 def poll_alerts() -> dict[str, int]:
     services, scheduler = get_services(), get_scheduler()
-    report = claiming.poll(services.settings, services.store, scheduler.add)
-    decided = coordinator.dispatch(services, scheduler, send_assessment)
+    pages = coordinator.PageDispatcher(services, scheduler, send_assessment)
+    report = claiming.poll(services.settings, services.store, pages)
+    pages.dispatch()  # also when nothing was claimed: slots may have freed since the last round
     heartbeat.record(get_redis(), "poll")
     if report.found or report.mapped:
         log.info("poll: %d found, %d claimed; dispatched %d, %d served from cache; mapped %s", report.found,
-                 report.claimed, len(decided.sent), len(decided.cached), report.mapped or "nothing new")
-    return {"found": report.found, "claimed": report.claimed, "dispatched": len(decided.sent)}
+                 report.claimed, pages.sent, pages.cached, report.mapped or "nothing new")
+    return {"found": report.found, "claimed": report.claimed, "dispatched": pages.sent}

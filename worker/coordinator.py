@@ -9,17 +9,29 @@ update conditional on the alert still carrying the claim we gave it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
 
 from worker import alert, fields
 from worker.fields import IN_FLIGHT, Status
-from worker.pipeline import Outcome, Services, Superseded, history_record, now_iso, update_ours, without_tag
+from worker.pipeline import (
+    HISTORY_SOURCE,
+    Outcome,
+    Services,
+    Superseded,
+    history_record,
+    now_iso,
+    update_ours,
+    without_tag,
+)
 from worker.scheduler import Dispatch, Job, Scheduler
 from worker.store import Doc
 
 log = logging.getLogger(__name__)
 
+# What writing a shared result reads of each alert: the claim, the re-assess tag, what history records.
+FINAL_SOURCE: Final = sorted({*HISTORY_SOURCE, "kibana.alert.workflow_tags"})
 # What a shared assessment copies; the rest (claim, attempts, timings) stays the receiving alert's own.
 SHARED_FIELDS = ("summary", "what_happened", "risk_level", "recommended_actions", "confidence", "model",
                  "prompt_version", "fingerprint", "injection_suspected")
@@ -31,6 +43,31 @@ def dispatch(services: Services, scheduler: Scheduler, send: Callable[[Job], Non
     for job, cached in decided.cached:
         share(services, [job], cached, source_alert=str(cached.get("source_alert", "")), cached=True)
     return decided
+
+
+@dataclass
+class PageDispatcher:
+    """An ``enqueue`` for claiming: each page's claims wait for the model, which starts on the best at once.
+
+    Claiming a large backlog takes a while (pages of ``LME_ENRICH_BATCH_SIZE``, most severe first); waiting for
+    the last page before dispatching would leave the model idle all that time.
+    """
+
+    services: Services
+    scheduler: Scheduler
+    send: Callable[[Job], None]
+    sent: int = 0
+    cached: int = 0
+
+    def __call__(self, jobs: Iterable[Job]) -> None:
+        self.scheduler.add(jobs)
+        self.dispatch()
+
+    def dispatch(self) -> Dispatch:
+        decided = dispatch(self.services, self.scheduler, self.send)
+        self.sent += len(decided.sent)
+        self.cached += len(decided.cached)
+        return decided
 
 
 def settle(services: Services, scheduler: Scheduler, job: Job, outcome: Outcome,
@@ -69,7 +106,7 @@ def _write_final(services: Services, jobs: list[Job], result: dict[str, Any]) ->
     """Write ``result`` into each job's alert in one bulk, conditional on its claim; conflicts one by one."""
     store = services.store
     tag = services.settings.reassess_tag
-    docs = store.mget([(job.index, job.alert_id) for job in jobs])
+    docs = store.mget([(job.index, job.alert_id) for job in jobs], source=FINAL_SOURCE)
     pairs = [(job, doc) for job, doc in zip(jobs, docs, strict=True) if doc is not None and _ours(doc.source, job)]
     partials = [_final_partial(tag, doc.source, result) for _, doc in pairs]
     written: list[Doc] = []

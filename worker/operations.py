@@ -44,8 +44,9 @@ def requeue(services: Services, scheduler: Scheduler, query: dict[str, Any],
             send: Callable[[Job], None]) -> ClaimReport:
     """Claim the selected alerts and put them ahead of the backlog; alerts already in flight are skipped."""
     services.store.ensure_mappings()
-    report = claiming.claim_and_queue(services.settings, services.store, query, scheduler.add, source="requeue")
-    coordinator.dispatch(services, scheduler, send)
+    pages = coordinator.PageDispatcher(services, scheduler, send)
+    report = claiming.claim_and_queue(services.settings, services.store, query, pages, source="requeue")
+    pages.dispatch()
     return report
 
 
@@ -64,11 +65,12 @@ def backfill(
     pages, so an interrupted backfill leaves nothing claimed but unqueued; a rerun finds only the rest.
     """
     services.store.ensure_mappings()
+    pages = coordinator.PageDispatcher(services, scheduler, send)
     report = claiming.claim_and_queue(
-        services.settings, services.store, selection.backfill_query(services.settings, since), scheduler.add,
+        services.settings, services.store, selection.backfill_query(services.settings, since), pages,
         source="backfill", on_page=on_page, should_stop=should_stop,
     )
-    coordinator.dispatch(services, scheduler, send)
+    pages.dispatch()
     return report
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -249,6 +249,14 @@ class _Run:
 
     def _update(self, make: Callable[[Doc], dict[str, Any]]) -> None:
         self.attempts.doc = update_ours(self.store, self.attempts.doc, self.job.claim_id, make)
+
+
+# What history_record reads of the alert.
+HISTORY_SOURCE: Final = (
+    "@timestamp", "kibana.alert.severity", "kibana.alert.risk_score", "host.name", "user.name",
+    "kibana.alert.rule.name", "kibana.alert.rule.rule_id", "kibana.alert.rule.uuid", "kibana.alert.rule.version",
+    "lme.ai.*",
+)
 
 
 def history_record(doc: Doc, result: dict[str, Any], *, prompt_text: str | None = None,

@@ -245,11 +245,15 @@ class AlertStore:
         return Doc(doc.index, doc.id, response["_seq_no"], response["_primary_term"], _merged(doc.source, partial))
 
 
-    def mget(self, addresses: list[tuple[str, str]]) -> list[Doc | None]:
-        """Several alerts as they are now (realtime), in the order asked; None for one that is gone."""
+    def mget(self, addresses: list[tuple[str, str]], *, source: list[str] | None = None) -> list[Doc | None]:
+        """Several alerts as they are now (realtime), in the order asked; None for one that is gone.
+
+        ``source``: only these ``_source`` paths (an alert is ~25 KB; most writers need a few fields of it).
+        """
         if not addresses:
             return []
-        response = self.es.mget(docs=[{"_index": index, "_id": alert_id} for index, alert_id in addresses])
+        response = self.es.mget(docs=[{"_index": index, "_id": alert_id} for index, alert_id in addresses],
+                                source_includes=source)
         return [
             Doc(d["_index"], d["_id"], d["_seq_no"], d["_primary_term"], d["_source"]) if d.get("found") else None
             for d in response["docs"]
