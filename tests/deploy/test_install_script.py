@@ -12,6 +12,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "install-lme.sh"
 SCRIPTS = sorted((ROOT / "deploy").rglob("*.sh"))
+# Every shell script we ship or run, for shellcheck (scripts/ensure-ci-tools is deliberately not `set -e`).
+ALL_SHELL = [*SCRIPTS, *sorted((ROOT / "scripts").iterdir()), ROOT / ".ci" / "run"]
 OUR_UNITS = {p.name for p in (ROOT / "deploy" / "quadlet").iterdir() if p.suffix in (".container", ".volume",
                                                                                      ".network")}
 
@@ -35,7 +37,7 @@ def test_shell_scripts_parse_and_are_strict(script: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_shellcheck_is_clean() -> None:
-    result = subprocess.run(["shellcheck", *map(str, SCRIPTS)], capture_output=True, text=True, timeout=60,
+    result = subprocess.run(["shellcheck", *map(str, ALL_SHELL)], capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stdout
 
