@@ -12,6 +12,7 @@ import base64
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,14 +62,17 @@ def podman_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return conf
 
 
-def _wheel_index(root: Path) -> Path:
-    """A PEP 503 'simple' tree of the pinned wheels (plus the build backend), made by the host's pip."""
+def _wheel_index(root: Path, scratch: Path) -> Path:
+    """A PEP 503 'simple' tree of the pinned wheels and the build backend, hash-checked by the host's pip."""
     WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+    # The image's base may be Debian's Python 3.11.2: keep the pins whose marker only holds there (async-timeout)
+    # by dropping python_full_version markers, so this host's newer 3.11 downloads them too.
+    wanted = scratch / "wanted.txt"
+    wanted.write_text("".join(re.sub(r" ; python_full_version [^\\]*", " ", (ROOT / "deploy" / lock).read_text())
+                              for lock in ("requirements.lock", "build.lock")))
     download = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "--dest", str(WHEEL_CACHE),
-         "-r", str(ROOT / "deploy" / "requirements.lock"), "setuptools>=77", "wheel",
-         # Pinned for Python < 3.11.3 (Debian's 3.11.2 base): download it even on a newer host.
-         "async-timeout==5.0.1"],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:", "--require-hashes",
+         "--no-deps", "--dest", str(WHEEL_CACHE), "-r", str(wanted)],
         capture_output=True, text=True, timeout=300, check=False,
     )
     if download.returncode != 0:
@@ -89,7 +93,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def wheel_index_url(tmp_path_factory: pytest.TempPathFactory, podman_conf: Path) -> Iterator[str]:
     root = tmp_path_factory.mktemp("index")
-    _wheel_index(root)
+    _wheel_index(root, tmp_path_factory.mktemp("wanted"))
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
