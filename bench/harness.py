@@ -93,12 +93,13 @@ class Child:
     def stop(self, timeout: float = 20.0) -> None:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # Its own session: the group holds exactly it and its pool processes.
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout)
+        # Its own session: the group holds exactly it and its pool processes. A pool process can outlive its
+        # main process by a moment (or for good, if the main process was killed): end the whole group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout)
 
 
 def spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> Child:
