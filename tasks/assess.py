@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
-from worker import coordinator, pipeline
+from worker import coordinator, liveness, pipeline
 from worker.app import app
 from worker.queueing import send_assessment
 from worker.scheduler import Job
 from worker.services import get_scheduler, get_services
+
+log = logging.getLogger(__name__)
 
 
 def _es_unavailable(exc: Exception) -> bool:
@@ -23,6 +26,10 @@ def _es_unavailable(exc: Exception) -> bool:
 def assess_alert(self: Any, /, index: str, alert_id: str, claim_id: str, **meta: Any) -> str:
     job = Job(index, alert_id, claim_id, **meta)
     services, scheduler = get_services(), get_scheduler()
+    if not scheduler.start(job, self.request.id or "", liveness.TOKEN):
+        # Recovery sent this job again under a new task id (its worker had died): this is the old copy.
+        log.info("alert %s: task %s was replaced by a newer one; dropping it", alert_id, self.request.id)
+        return "replaced"
     try:
         outcome = pipeline.assess(services, job, task_retries=self.request.retries)
     except (ApiError, TransportError) as exc:

@@ -1,10 +1,11 @@
-"""Beat's poll: find alerts that need work, claim them, and dispatch what the model has room for."""
+"""Beat's poll: recover what dead workers or a lost Redis left, find alerts that need work, claim them, and
+dispatch what the model has room for."""
 
 from __future__ import annotations
 
 import logging
 
-from worker import claiming, coordinator, heartbeat
+from worker import claiming, coordinator, heartbeat, recovery
 from worker.app import app
 from worker.queueing import send_assessment
 from worker.redis_client import get_redis
@@ -17,10 +18,12 @@ log = logging.getLogger(__name__)
 def poll_alerts() -> dict[str, int]:
     services, scheduler = get_services(), get_scheduler()
     pages = coordinator.PageDispatcher(services, scheduler, send_assessment)
+    recovered = recovery.recover(services, scheduler, pages)
     report = claiming.poll(services.settings, services.store, pages)
     pages.dispatch()  # also when nothing was claimed: slots may have freed since the last round
     heartbeat.record(get_redis(), "poll")
     if report.found or report.mapped:
         log.info("poll: %d found, %d claimed; dispatched %d, %d served from cache; mapped %s", report.found,
                  report.claimed, pages.sent, pages.cached, report.mapped or "nothing new")
-    return {"found": report.found, "claimed": report.claimed, "dispatched": pages.sent}
+    return {"found": report.found, "claimed": report.claimed, "dispatched": pages.sent,
+            "recovered": recovered.requeued + recovered.reclaimed}

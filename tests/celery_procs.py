@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,15 +40,30 @@ class CeleryProcesses:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, list[str]] = {}
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("wb")
+        log = (self.workdir / f"{name}.log").open("ab")
+        # A session of its own: the whole process group (main process and pool) can be killed at once,
+        # as an OOM kill or a host crash would, without touching pytest.
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", *args],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.procs[name] = proc
+        self.args[name] = args
         return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` and its whole process group (its pool too), and reap it."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` again with the same arguments, as a supervisor would."""
+        return self._start(name, self.args[name])
 
     def worker(self, name: str, queues: tuple[str, ...] = (POLL_QUEUE, ASSESS_QUEUE),
                concurrency: int = 1) -> subprocess.Popen[bytes]:
@@ -70,7 +86,8 @@ class CeleryProcesses:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout)
 
 

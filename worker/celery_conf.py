@@ -10,13 +10,18 @@ from worker.settings import Settings
 
 POLL_QUEUE = "lme-enrich.poll"
 ASSESS_QUEUE = "lme-enrich.assess"
+# kombu's Redis transport keeps one list per priority step, named QUEUE, QUEUE:1 ... QUEUE:9.
+PRIORITY_STEPS = list(range(10))
+QUEUE_SEP = ":"
 
 
 def build_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``: reliability first, since an assessment takes minutes."""
     hard_limit = settings.task_time_limit().total_seconds()
     # An unacknowledged message (a running task, or a retry waiting for its countdown) is redelivered
-    # after this: it must outlast both, or one alert would be assessed twice.
+    # after this: it must outlast both, or one alert would be assessed twice. It does not decide how fast a
+    # dead worker's tasks come back: worker.recovery sends them again as soon as its heartbeat stops, and
+    # drops the old copy if Redis redelivers it later.
     visibility = max(settings.claim_lease.total_seconds(), hard_limit + settings.retry_backoff_max.total_seconds())
     return {
         "broker_url": settings.redis_url,
@@ -25,8 +30,8 @@ def build_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": int(visibility) + 60,
             # Critical alerts first: kombu keeps one Redis list per priority step (0 is served first).
             "queue_order_strategy": "priority",
-            "priority_steps": list(range(10)),
-            "sep": ":",
+            "priority_steps": PRIORITY_STEPS,
+            "sep": QUEUE_SEP,
         },
         "task_ignore_result": True,
         "task_serializer": "json",

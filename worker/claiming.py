@@ -30,10 +30,19 @@ class ClaimReport:
     queued: int = 0
 
 
+# Why an alert was claimed (``lme.ai.source``); ``recovered`` is not one: a claim Redis lost keeps its own.
+SOURCES = ("new", "stale", "reassess", "requeue", "backfill")
+RECOVERED = "recovered"
+
+
 def _claim_source(hit: Doc, settings: Settings, default: str | None) -> str:
     # The tag wins: a run on a tagged alert must remove the tag when it finishes, whoever started it.
     if settings.reassess_tag in alert.values(hit.source, "kibana.alert.workflow_tags"):
         return "reassess"
+    if default == RECOVERED:
+        # Taken on again after its job was lost: it keeps its place (a requeue stays ahead of the backlog).
+        prior = alert.first(hit.source, fields.field("source"))
+        return prior if prior in SOURCES else "stale"
     if default is not None:
         return default
     if alert.first(hit.source, fields.field("status")) in IN_FLIGHT:
@@ -80,25 +89,31 @@ def claim_and_queue(
     """
     report = ClaimReport()
     for page in store.search_pages(query, selection.SORT, settings.batch_size):
-        report.found += len(page)
-        stamp, now = now_iso(), time.time()
-        sources = [_claim_source(hit, settings, source) for hit in page]
-        jobs = [job_for(hit, settings, src, now) for hit, src in zip(page, sources, strict=True)]
-        docs = [
-            fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,
-                          next_attempt_at=None)
-            for job, src in zip(jobs, sources, strict=True)
-        ]
-        claimed = [job for job, ok in zip(jobs, store.claim(page, docs), strict=True) if ok]
-        report.claimed += len(claimed)
-        if claimed:
-            enqueue(claimed)
-            report.queued += len(claimed)
+        claim_page(settings, store, page, enqueue, report, source=source)
         if on_page is not None:
             on_page(report)
         if should_stop is not None and should_stop():
             break
     return report
+
+
+def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: Callable[[Iterable[Job]], Any],
+               report: ClaimReport, *, source: str | None = None) -> None:
+    """Claim the hits of one page (conditionally, in one bulk) and hand the claimed jobs to ``enqueue``."""
+    report.found += len(page)
+    stamp, now = now_iso(), time.time()
+    sources = [_claim_source(hit, settings, source) for hit in page]
+    jobs = [job_for(hit, settings, src, now) for hit, src in zip(page, sources, strict=True)]
+    docs = [
+        fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,
+                      next_attempt_at=None)
+        for job, src in zip(jobs, sources, strict=True)
+    ]
+    claimed = [job for job, ok in zip(jobs, store.claim(page, docs), strict=True) if ok]
+    report.claimed += len(claimed)
+    if claimed:
+        enqueue(claimed)
+        report.queued += len(claimed)
 
 
 def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Iterable[Job]], Any]) -> ClaimReport:

@@ -14,7 +14,8 @@ CELERY_PRIORITY = {"requeue": 0, "critical": 1, "high": 3, "medium": 6, "low": 8
 
 
 def send_assessment(job: Job) -> None:
-    """Send the assess task for ``job``."""
+    """Send the assess task for ``job``, under the task id dispatch recorded for it (if any)."""
     meta = asdict(job)
     args = (meta.pop("index"), meta.pop("alert_id"), meta.pop("claim_id"))
-    app.send_task(ASSESS_TASK, args=args, kwargs=meta, priority=CELERY_PRIORITY.get(job.level, 6))
+    task_id = meta.pop("task_id") or None
+    app.send_task(ASSESS_TASK, args=args, kwargs=meta, task_id=task_id, priority=CELERY_PRIORITY.get(job.level, 6))

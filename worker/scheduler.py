@@ -18,8 +18,11 @@ order is decided when a slot frees up, with what is known then:
 - cache: an alert whose fingerprint was assessed within ``LME_ENRICH_CACHE_TTL`` gets that assessment
   without a model call (``lme.ai.cached: true``, ``cached_from`` the source alert).
 
-Everything here is Redis; a lost Redis loses only the order: claimed alerts are recovered by the poll
-when their claim goes stale.
+Everything here is Redis, and nothing here is the only record of a claim: Elasticsearch holds every claim.
+A dispatched job stays in Redis (``DISPATCHED``, with the id of the one task allowed to run it) until its
+task settles, and the worker process that holds the task owns it (``OWNER``, kept alive by that process's
+heartbeat, see ``worker.liveness``); ``worker.recovery`` puts jobs whose owner died back in line and claims
+again what Redis lost.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import contextlib
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, cast
 
 import redis
@@ -39,7 +43,10 @@ from worker.settings import Settings
 PREFIX: Final = "lme-enrich:"
 PENDING: Final = PREFIX + "pending"
 JOBS: Final = PREFIX + "jobs"
-INFLIGHT: Final = PREFIX + "inflight"
+INFLIGHT: Final = PREFIX + "inflight"  # claim id -> when it was dispatched: the model's taken slots
+DISPATCHED: Final = PREFIX + "dispatched"  # claim id -> job, while its task has not settled
+TASK: Final = PREFIX + "task"  # claim id -> the one Celery task id allowed to run it (a re-send replaces it)
+OWNER: Final = PREFIX + "owner"  # claim id -> liveness token of the worker process that holds its task
 LEADER: Final = PREFIX + "leader:"
 FOLLOWERS: Final = PREFIX + "followers:"
 GROUP: Final = PREFIX + "pending-fp:"
@@ -81,6 +88,9 @@ _FORGET = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
+redis.call('HDEL', KEYS[9], ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('SREM', KEYS[6], ARGV[1])
   if redis.call('GET', KEYS[4]) == ARGV[1] then
@@ -100,6 +110,55 @@ return job
 """
 
 
+# Lead a fingerprint unless another claim leads it (a job put back in line still leads its own followers).
+_LEAD = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+# The task for a claim starts (or its message reached a worker): only the task id dispatch chose may run it,
+# so a stale copy (a message a dead worker held, redelivered later) never runs next to its replacement. A
+# claim Redis does not know (Redis lost its state) is taken on again, so recovery knows it is in hand.
+_START = """
+local expected = redis.call('HGET', KEYS[1], ARGV[1])
+if expected and expected ~= ARGV[2] then return 0 end
+if not expected then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[4])
+  redis.call('ZADD', KEYS[4], 'NX', ARGV[5], ARGV[1])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+# Put a dispatched job whose task will not run back in line, unless a worker took it meanwhile.
+_REQUEUE = """
+local owner = redis.call('HGET', KEYS[4], ARGV[1]) or ''
+if owner ~= ARGV[2] or redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
+local job = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if not job then return -1 end
+redis.call('HSET', KEYS[6], ARGV[1], job)
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('SADD', KEYS[7], ARGV[1]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A dispatched job as recovery sees it."""
+
+    claim_id: str
+    dispatched_at: float
+    job: Job | None
+    task_id: str
+    owner: str
+
+
 @dataclass(frozen=True)
 class Job:
     """One claimed alert: ids and what ordering and coalescing need; never the document or a secret."""
@@ -113,9 +172,12 @@ class Job:
     claimed_at: float = 0.0
     fresh: bool = False  # a person asked for a new assessment (requeue, re-assess tag): never from the cache
     replaces: str = ""  # the stale claim this job takes over, if any
+    task_id: str = ""  # set by dispatch: the Celery task that runs it (not part of the stored job)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        data = asdict(self)
+        del data["task_id"]
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Job:
@@ -129,6 +191,10 @@ class Dispatch:
     sent: list[Job]
     followers: list[Job]
     cached: list[tuple[Job, dict[str, Any]]]
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _decayed(raw: Any, now: float) -> float:
@@ -148,6 +214,9 @@ class Scheduler:
         self._release = client.register_script(_RELEASE)
         self._take = client.register_script(_TAKE)
         self._forget = client.register_script(_FORGET)
+        self._lead = client.register_script(_LEAD)
+        self._start = client.register_script(_START)
+        self._requeue = client.register_script(_REQUEUE)
 
     # -- waiting --------------------------------------------------------------------------------
     def score(self, job: Job) -> float:
@@ -161,7 +230,8 @@ class Scheduler:
         for job in jobs:
             fp = job.fingerprint
             if job.replaces:
-                self._forget(keys=[INFLIGHT, PENDING, JOBS, LEADER + fp, FOLLOWERS + fp, GROUP + fp],
+                self._forget(keys=[INFLIGHT, PENDING, JOBS, LEADER + fp, FOLLOWERS + fp, GROUP + fp,
+                                   DISPATCHED, TASK, OWNER],
                              args=[job.replaces, fp], client=pipe)
             self._add(keys=[LEADER + fp, FOLLOWERS + fp, PENDING, JOBS, GROUP + fp],
                       args=[fp, job.to_json(), job.claim_id, self.score(job), lease], client=pipe)
@@ -230,12 +300,6 @@ class Scheduler:
             penalties[last] = max(penalties[last] - run * RULE_PENALTY_S, 0.0) - AFFINITY_S
         return sorted(jobs, key=lambda js: js[1] + penalties.get(js[0].rule, 0.0))
 
-    def _expire_inflight(self, now: float) -> None:
-        # A dispatched task that never reported back (its worker died) stops holding a slot after the
-        # longest a task can legitimately take; the poll recovers its alert through the stale claim.
-        horizon = (self.settings.task_time_limit() + self.settings.retry_backoff_max).total_seconds()
-        self.redis.zremrangebyscore(INFLIGHT, "-inf", now - horizon)
-
     def dispatch(self, send: Callable[[Job], None]) -> Dispatch:
         """Send the best waiting alerts while the model has room; attach or serve from cache the rest.
 
@@ -245,12 +309,13 @@ class Scheduler:
         result = Dispatch([], [], [])
         # Wait for a dispatcher already at work rather than skip: what was just added (a requeue) must
         # not wait for the next poll.
-        lock = self.redis.lock(DISPATCH_LOCK, timeout=60, blocking_timeout=15)
+        # The lock outlives any round (Redis calls only) but not by much: a dispatcher killed while holding
+        # it must not stop the others for long.
+        lock = self.redis.lock(DISPATCH_LOCK, timeout=20, blocking_timeout=15)
         if not lock.acquire(blocking=True):
             return result
         try:
             now = time.time()
-            self._expire_inflight(now)
             free = self.settings.dispatch_window() - self.inflight_count()
             lease = int(self.settings.claim_lease.total_seconds())
             while True:
@@ -275,13 +340,15 @@ class Scheduler:
                         group = [job, *self._take_group(job.fingerprint)] if job.fingerprint else [job]
                         result.cached.extend((member, cached) for member in group)
                         continue
-                    if job.fingerprint and not self.redis.set(LEADER + job.fingerprint, job.claim_id, nx=True,
-                                                              ex=lease):
+                    if job.fingerprint and not self._lead(keys=[LEADER + job.fingerprint], args=[job.claim_id, lease]):
                         # Its leader started meanwhile (another dispatcher): join it.
                         if self.add([job]):
                             result.followers.append(job)
                         continue
-                    self.redis.zadd(INFLIGHT, {job.claim_id: now})
+                    job = replace(job, task_id=uuid.uuid4().hex)
+                    # Recorded before the message exists: a dispatcher killed between here and the send leaves
+                    # an owner-less entry that recovery puts back in line.
+                    self._record_dispatch(job, now)
                     self._bump_rule(job.rule, now)
                     send(job)
                     result.sent.append(job)
@@ -306,7 +373,53 @@ class Scheduler:
     # -- finishing --------------------------------------------------------------------------------
     def finished(self, job: Job) -> None:
         """The task for ``job`` will not run again: its slot is free."""
-        self.redis.zrem(INFLIGHT, job.claim_id)
+        pipe = self.redis.pipeline()
+        pipe.zrem(INFLIGHT, job.claim_id)
+        for key in (DISPATCHED, TASK, OWNER):
+            pipe.hdel(key, job.claim_id)
+        pipe.execute()
+
+    def _record_dispatch(self, job: Job, now: float) -> None:
+        pipe = self.redis.pipeline()
+        pipe.zadd(INFLIGHT, {job.claim_id: now})
+        pipe.hset(DISPATCHED, job.claim_id, job.to_json())
+        pipe.hset(TASK, job.claim_id, job.task_id)
+        pipe.execute()
+
+    # -- ownership and recovery -------------------------------------------------------------------
+    def start(self, job: Job, task_id: str, owner: str) -> bool:
+        """Whether task ``task_id`` may run ``job`` (recording ``owner`` as the process that holds it)."""
+        return bool(self._start(keys=[TASK, OWNER, DISPATCHED, INFLIGHT],
+                                args=[job.claim_id, task_id, owner, job.to_json(), time.time()]))
+
+    def in_flight(self) -> list[InFlight]:
+        """Every dispatched job whose task has not settled, with its task id and owner."""
+        entries = cast(list[tuple[bytes, float]], self.redis.zrange(INFLIGHT, 0, -1, withscores=True))
+        if not entries:
+            return []
+        claims = [claim for claim, _ in entries]
+        pipe = self.redis.pipeline()
+        for key in (DISPATCHED, TASK, OWNER):
+            pipe.hmget(key, claims)
+        jobs, tasks, owners = pipe.execute()
+        return [
+            InFlight(claim.decode(), float(at), Job.from_json(raw) if raw else None,
+                     task.decode() if task else "", owner.decode() if owner else "")
+            for (claim, at), raw, task, owner in zip(entries, jobs, tasks, owners, strict=True)
+        ]
+
+    def requeue(self, entry: InFlight) -> bool:
+        """Put ``entry`` back in line (its slot freed), unless a worker took its task since it was read."""
+        fp = entry.job.fingerprint if entry.job else ""
+        score = self.score(entry.job) if entry.job else 0.0
+        return int(self._requeue(keys=[INFLIGHT, DISPATCHED, TASK, OWNER, PENDING, JOBS, GROUP + fp],
+                                 args=[entry.claim_id, entry.owner, score, fp])) == 1
+
+    def known_claims(self) -> set[str]:
+        """Every claim id Redis has in hand: waiting, dispatched, or following a leader."""
+        known = {_text(c) for c in self.redis.hkeys(JOBS)} | {_text(c) for c in self.redis.hkeys(DISPATCHED)}
+        known |= {job.claim_id for job in self.following_jobs()}
+        return known
 
     def release_followers(self, job: Job) -> list[Job]:
         """End ``job``'s leadership of its fingerprint and return the alerts that waited for it."""

@@ -60,6 +60,14 @@ def stale_claims(settings: Settings) -> dict[str, Any]:
     }}
 
 
+def claims_older_than(seconds: int) -> dict[str, Any]:
+    """Alerts queued or running under a claim made more than ``seconds`` ago (recovery checks these)."""
+    return {"bool": {"filter": [
+        {"terms": {fields.field("status"): list(IN_FLIGHT)}},
+        {"range": {fields.field("claimed_at"): {"lt": f"now-{seconds}s"}}},
+    ]}}
+
+
 def reassess_requests(settings: Settings) -> dict[str, Any]:
     return {"bool": {
         "filter": [{"term": {"kibana.alert.workflow_tags": settings.reassess_tag}}],

@@ -101,8 +101,12 @@ class AlertStore:
             raise MappingError(f"cannot map lme.ai.* fields on {self.index_pattern}: {_reason(exc)}") from exc
 
     # -- finding and claiming work ----------------------------------------------------------------
-    def search_pages(self, query: dict[str, Any], sort: list[Any], page_size: int) -> Iterator[list[Doc]]:
-        """Every hit of ``query``, page by page, over a point in time so paging sees one consistent view."""
+    def search_pages(self, query: dict[str, Any], sort: list[Any], page_size: int, *,
+                     source: list[str] | None = None) -> Iterator[list[Doc]]:
+        """Every hit of ``query``, page by page, over a point in time so paging sees one consistent view.
+
+        Hits carry the fields claiming needs (``HIT_SOURCE``), or only ``source`` when given.
+        """
         try:
             pit = self.es.open_point_in_time(
                 index=self.index_pattern, keep_alive=PIT_KEEP_ALIVE, expand_wildcards="open,hidden",
@@ -120,7 +124,7 @@ class AlertStore:
                     sort=sort,
                     size=page_size,
                     seq_no_primary_term=True,
-                    source_includes=HIT_SOURCE,
+                    source_includes=HIT_SOURCE if source is None else source,
                     track_total_hits=False,
                     **extra,
                 )

@@ -20,10 +20,11 @@ def _free_port() -> int:
 
 
 class OwnRedis:
-    """redis-server on a free loopback port with append-only persistence in ``workdir``."""
+    """redis-server on a free loopback port with append-only persistence in ``workdir`` (or none)."""
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, *, persistent: bool = True) -> None:
         self.workdir = workdir
+        self.persistent = persistent
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.password = password
@@ -38,8 +39,10 @@ class OwnRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (scripts/test installs it)"
+        # Without persistence a restart comes back empty: what a Redis without AOF does after a crash.
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
+                "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--save", "",
+                "--daemonize", "no"]
         if self.password:
             args += ["--requirepass", self.password]
         log = (self.workdir / "redis.log").open("ab")

@@ -12,6 +12,7 @@ from tests import kibana
 from tests.celery_procs import celery_processes, wait_for
 from tests.faults.harness import kill_pool, seed_corpus, seed_distinct, start_pipeline, status_counts
 from tests.faults.redis_server import OwnRedis
+from tests.faults.test_recovery import deadline, defaults
 from tests.integration.conftest import LLMSim
 from tests.invariants import check
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
@@ -19,9 +20,6 @@ from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
 
 ATTEMPTS, TASK_RETRIES = 3, 6
-# The shortest claim lease the settings accept (one 30 s model call, 2 s Elasticsearch requests).
-SHORT_LEASE = {"LME_ENRICH_CLAIM_LEASE": "45s", "LME_ENRICH_LLM_ATTEMPTS": "1", "LME_ENRICH_ES_REQUEST_TIMEOUT": "2s",
-               "LME_ENRICH_RETRY_BACKOFF_MAX": "2s"}
 
 
 @pytest.mark.parametrize(("alerts", "kills"), [
@@ -32,9 +30,8 @@ def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasti
                                           llm: LLMSim, worker_env: dict[str, str], tmp_path: Path) -> None:
     ledger = seed_distinct(es, space, alerts, "kill")
     killed = 0
-    # A kill inside the dispatch step (job taken from the waiting set, task not yet sent) loses that job from
-    # Redis; its alert comes back when its claim goes stale: the shortest lease the settings allow.
-    with celery_processes({**worker_env, **SHORT_LEASE}, tmp_path) as procs:
+    # The default claim lease and timeouts: a kill anywhere is recovered by worker.recovery, not by the lease.
+    with celery_processes(defaults(worker_env), tmp_path) as procs:
         start_pipeline(procs)
         for round_ in range(kills):
             # Kill while assessments are running (the model answers in tens of ms, so 'running' is brief:
@@ -43,7 +40,7 @@ def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasti
             wait_for(lambda: status_counts(es, space).get("done", 0) >= target, timeout=120,  # noqa: B023
                      what=f"{target} alerts done")
             killed += kill_pool(procs, "assess")
-        ledger.wait_all_final(timeout=300)
+        ledger.wait_all_final(timeout=deadline())
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + kills, allow_failed=False)
     print(f"\nRELIABILITY sigkill {alerts}: {report.line()} faults_injected={killed}")
     assert killed >= kills
@@ -53,9 +50,8 @@ def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasti
 def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kibana.Space, llm: LLMSim,
                                   worker_env: dict[str, str], own_redis: OwnRedis, tmp_path: Path) -> None:
     ledger = seed_distinct(es, space, 60, "redis")
-    # A task sent or running while Redis is away can be lost with it; its alert comes back through the poll
-    # when its claim goes stale, so the lease is as short as the settings allow here.
-    env = {**worker_env, **SHORT_LEASE, "LME_ENRICH_REDIS_URL": own_redis.url}
+    # A task sent or running while Redis is away can be lost with it: recovery sends it again (default lease).
+    env = defaults(worker_env, LME_ENRICH_REDIS_URL=own_redis.url)
     with celery_processes(env, tmp_path) as procs:
         start_pipeline(procs, assess_concurrency=1)
         wait_for(lambda: status_counts(es, space).get("done", 0) >= 5, timeout=60, what="5 alerts done")
@@ -66,7 +62,7 @@ def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kiba
         own_redis.kill()
         time.sleep(down_s)  # sync-ok: how long Redis stays down is the fault under test
         own_redis.start()
-        ledger.wait_all_final(timeout=240)
+        ledger.wait_all_final(timeout=deadline())
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + 2, allow_failed=False)
     print(f"\nRELIABILITY redis restart+down {down_s}s: {report.line()} faults_injected=2")
 
