@@ -1,0 +1,1 @@
+"""Tests and launchers against real services (a real Elasticsearch node, ...)."""
