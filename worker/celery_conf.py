@@ -15,6 +15,11 @@ PRIORITY_STEPS = list(range(10))
 QUEUE_SEP = ":"
 
 
+def queue_lists(queue: str) -> list[str]:
+    """The Redis lists that hold ``queue``'s waiting messages, one per priority step (0 is the bare name)."""
+    return [f"{queue}{QUEUE_SEP}{step}" if step else queue for step in PRIORITY_STEPS]
+
+
 def build_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``: reliability first, since an assessment takes minutes."""
     hard_limit = settings.task_time_limit().total_seconds()

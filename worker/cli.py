@@ -204,6 +204,11 @@ def requeue(ids: tuple[str, ...], rule: str | None, status_: str | None, since: 
         raise click.UsageError(str(exc)) from None
     services = get_services()
     try:
+        unknown = operations.missing(services, list(ids))
+        if unknown:
+            raise click.ClickException(
+                f"no alert with id {', '.join(unknown)} behind {settings.alert_index}; nothing was requeued "
+                "(check the id in Kibana's alert flyout: kibana.alert.uuid)")
         if dry_run:
             found = operations.preview(services, query)
             click.echo(f"{found.count} alert(s) would be requeued")

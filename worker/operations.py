@@ -14,13 +14,10 @@ from typing import Any
 import redis
 
 from worker import claiming, coordinator, fields, heartbeat, history, selection
-from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, queue_lists
 from worker.claiming import ClaimReport
 from worker.pipeline import Services
 from worker.scheduler import Job, Scheduler
-
-PRIORITY_LEVELS = range(10)
-QUEUE_SEPARATOR = ":"  # kombu's Redis transport: one list per priority, "<queue>:<priority>" (0 is bare)
 
 
 @dataclass
@@ -38,6 +35,17 @@ def preview(services: Services, query: dict[str, Any], limit: int = 50) -> Previ
             break
     result.ids = result.ids[:limit]
     return result
+
+
+def missing(services: Services, ids: list[str]) -> list[str]:
+    """Those of ``ids`` that are no alert behind the alert index at all (a typo, or deleted by ILM)."""
+    if not ids:
+        return []
+    found: set[str] = set()
+    for page in services.store.search_pages({"ids": {"values": ids}}, selection.SORT, services.settings.batch_size,
+                                            source=["kibana.alert.uuid"]):
+        found.update(hit.id for hit in page)
+    return [alert_id for alert_id in ids if alert_id not in found]
 
 
 def requeue(services: Services, scheduler: Scheduler, query: dict[str, Any],
@@ -78,9 +86,8 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
     """Messages waiting in each of our Celery queues (all priority levels added up)."""
     depths = {}
     for queue in (POLL_QUEUE, ASSESS_QUEUE):
-        names = [queue, *(f"{queue}{QUEUE_SEPARATOR}{p}" for p in PRIORITY_LEVELS if p)]
         pipe = client.pipeline()
-        for name in names:
+        for name in queue_lists(queue):
             pipe.llen(name)
         depths[queue] = int(sum(pipe.execute()))
     return depths

@@ -28,7 +28,7 @@ from typing import Any, Final
 import redis
 
 from worker import alert, claiming, fields, liveness, selection
-from worker.celery_conf import ASSESS_QUEUE, PRIORITY_STEPS, QUEUE_SEP
+from worker.celery_conf import ASSESS_QUEUE, queue_lists
 from worker.pipeline import Services
 from worker.scheduler import PREFIX, Job, Scheduler
 
@@ -63,8 +63,8 @@ class RecoveryReport:
 def assess_messages_waiting(client: redis.Redis) -> int:
     """Assess task messages in the broker's queue that no worker has taken yet (every priority list)."""
     pipe = client.pipeline()
-    for step in PRIORITY_STEPS:
-        pipe.llen(f"{ASSESS_QUEUE}{QUEUE_SEP}{step}" if step else ASSESS_QUEUE)
+    for name in queue_lists(ASSESS_QUEUE):
+        pipe.llen(name)
     return sum(int(n) for n in pipe.execute())
 
 

@@ -22,8 +22,7 @@ from tests.celery_procs import ROOT, celery_processes, wait_for
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, status_count, wait_for_status
 from worker import alert, history
-from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
-from worker.operations import PRIORITY_LEVELS, QUEUE_SEPARATOR
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, queue_lists
 from worker.scheduler import Scheduler
 from worker.settings import load_settings
 
@@ -39,8 +38,7 @@ def celery_messages(redis_url: str) -> list[list[Any]]:
     """The args of every assess task in the Celery queue (all priority levels)."""
     client = redis.Redis.from_url(redis_url)
     found = []
-    names = [ASSESS_QUEUE, *(f"{ASSESS_QUEUE}{QUEUE_SEPARATOR}{p}" for p in PRIORITY_LEVELS if p)]
-    for name in names:
+    for name in queue_lists(ASSESS_QUEUE):
         for raw in client.lrange(name, 0, -1):
             message = json.loads(raw)
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
@@ -136,6 +134,18 @@ def test_requeue_dry_run_then_requeue_is_idempotent(
             assert source["lme"]["ai"]["source"] == "requeue"
     by_id = cli(worker_env, "requeue", next(iter(placed)), "--dry-run")
     assert by_id.returncode == 0
+
+
+def test_requeue_names_ids_that_are_no_alert_and_fails(
+    es: Elasticsearch, space: kibana.Space, worker_env: dict[str, str]
+) -> None:
+    placed = kibana.seed(es, space, kibana.eligible(kibana.load_corpus())[:1])
+    real = next(iter(placed))
+    result = cli(worker_env, "requeue", real, "no-such-alert-1", "no-such-alert-2")
+    assert result.returncode == 1
+    assert "no-such-alert-1, no-such-alert-2" in result.stderr and real not in result.stderr
+    assert "nothing was requeued" in result.stderr
+    assert status_count(es, space, "queued") == 0
 
 
 @pytest.mark.parametrize(
