@@ -2,15 +2,24 @@
 
 Kibana creates a hidden concrete index ``.internal.alerts-security.alerts-default-000001`` behind the
 hidden write alias ``.alerts-security.alerts-default``, from an index template whose mapping is
-``dynamic: false``. The mapping below is the part of Kibana's (alerts-as-data + ECS) field map that the
-corpus and lme-enrich touch, with Kibana's types.
+``dynamic: false``. The mapping is Kibana's own: the full alerts-as-data field map (ECS, ``kibana.alert.*``,
+the security fields and the legacy ``signal.*`` aliases) from the security alerts archive Kibana ships as
+test data (``data/kibana/security-alerts-mappings.json``, see its ``LICENSE-NOTE.md``), with two explicit,
+listed adjustments applied for every server the tests run against, so all are judged on identical indices:
+
+* ``LATER_FIELDS``: the few fields Kibana's field map gained after that archive was written (8.8.0) that the
+  corpus carries and lme-enrich queries (``kibana.alert.workflow_tags``, ...);
+* ``SUBSTITUTES``: field types the Maven-built Elasticsearch node cannot create (their modules are not
+  published on Maven Central), replaced by the nearest core type; ``substituted_fields()`` lists each field
+  so affected, which is exactly how these indices differ from LME's real ones.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +29,7 @@ from elasticsearch import Elasticsearch
 from worker import alert
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "alerts" / "alerts.ndjson"
+KIBANA_MAPPINGS = Path(__file__).resolve().parent / "data" / "kibana" / "security-alerts-mappings.json"
 
 DEFAULT_SPACE = "default"
 
@@ -37,68 +47,118 @@ class Space:
         self.pattern = f"{self.alias}*"
 
 
-_K = "keyword"
-FIELD_TYPES: dict[str, Any] = {
-    "@timestamp": "date",
-    "event.kind": _K, "event.action": _K, "event.category": _K, "event.outcome": _K, "event.module": _K,
-    "event.dataset": _K, "event.code": _K, "event.provider": _K, "event.type": _K,
-    "kibana.alert.uuid": _K, "kibana.alert.status": _K, "kibana.alert.severity": _K,
-    "kibana.alert.risk_score": "float", "kibana.alert.workflow_status": _K, "kibana.alert.workflow_tags": _K,
-    "kibana.alert.workflow_user": _K, "kibana.alert.workflow_status_updated_at": "date",
-    "kibana.alert.workflow_assignee_ids": _K, "kibana.alert.building_block_type": _K,
-    "kibana.alert.reason": {"type": _K, "fields": {"text": {"type": "match_only_text"}}},
-    "kibana.alert.original_time": "date", "kibana.alert.start": "date", "kibana.alert.last_detected": "date",
-    "kibana.alert.intended_timestamp": "date", "kibana.alert.depth": "long",
-    "kibana.alert.rule.name": _K, "kibana.alert.rule.uuid": _K, "kibana.alert.rule.rule_id": _K,
-    "kibana.alert.rule.category": _K, "kibana.alert.rule.consumer": _K, "kibana.alert.rule.producer": _K,
-    "kibana.alert.rule.rule_type_id": _K, "kibana.alert.rule.tags": _K, "kibana.alert.rule.type": _K,
-    "kibana.alert.rule.severity": _K, "kibana.alert.rule.risk_score": "float", "kibana.alert.rule.version": _K,
-    "kibana.alert.rule.revision": "long", "kibana.alert.rule.description": _K,
-    "kibana.alert.rule.parameters": "flattened", "kibana.alert.rule.execution.uuid": _K,
-    "kibana.alert.rule.execution.timestamp": "date",
-    "kibana.alert.rule.threat.framework": _K, "kibana.alert.rule.threat.tactic.id": _K,
-    "kibana.alert.rule.threat.tactic.name": _K, "kibana.alert.rule.threat.technique.id": _K,
-    "kibana.alert.rule.threat.technique.name": _K, "kibana.alert.rule.threat.technique.subtechnique.id": _K,
-    "kibana.alert.rule.threat.technique.subtechnique.name": _K,
-    "kibana.alert.ancestors.id": _K, "kibana.alert.ancestors.index": _K, "kibana.alert.ancestors.type": _K,
-    "kibana.alert.ancestors.depth": "long",
-    "kibana.alert.original_event.action": _K, "kibana.alert.original_event.category": _K,
-    "kibana.alert.original_event.dataset": _K, "kibana.alert.original_event.module": _K,
-    "kibana.space_ids": _K, "kibana.version": _K,
-    "host.name": _K, "host.hostname": _K, "host.id": _K, "host.os.type": _K, "host.os.family": _K,
-    "host.os.name": _K, "user.name": _K, "user.domain": _K, "user.id": _K,
-    "process.name": _K, "process.executable": _K, "process.command_line": _K, "process.pid": "long",
-    "process.parent.name": _K, "process.parent.executable": _K, "process.parent.command_line": _K,
-    "file.path": _K, "file.name": _K, "registry.path": _K, "message": "match_only_text",
+# Fields Kibana's alerts-as-data / security field map gained after the archive's 8.8.0 and maps in 8.18, that
+# the corpus carries and lme-enrich queries or reads; merged over the archive's mapping (Kibana's types).
+LATER_FIELDS: dict[str, dict[str, Any]] = {
+    "kibana.alert.workflow_tags": {"type": "keyword"},
+    "kibana.alert.workflow_assignee_ids": {"type": "keyword"},
+    "kibana.alert.workflow_status_updated_at": {"type": "date"},
+    "kibana.alert.intended_timestamp": {"type": "date"},
+    "kibana.alert.rule.execution.timestamp": {"type": "date"},
+    "kibana.alert.rule.execution.type": {"type": "keyword"},
+    "kibana.alert.reason": {"type": "keyword", "fields": {"text": {"type": "match_only_text"}}},
+}
+
+# The one substitution table: Kibana's type -> (the type both test servers get instead, parameters dropped
+# because the new type does not take them). Applied to the whole mapping for every server.
+SUBSTITUTES: dict[str, tuple[str, frozenset[str]]] = {
+    # mapper-extras module, not on Maven Central: text without positions/norms -> plain text
+    "match_only_text": ("text", frozenset()),
+    # mapper-extras module, not on Maven Central: long-backed fixed-point number -> float
+    "scaled_float": ("float", frozenset({"scaling_factor"})),
+    # mapper-extras module, not on Maven Central: text with shingle subfields -> plain text
+    "search_as_you_type": ("text", frozenset({"max_shingle_size"})),
+    # mapper-extras module, not on Maven Central: analysed token count -> integer
+    "token_count": ("integer", frozenset({"analyzer", "enable_position_increments"})),
+    # mapper-extras module, not on Maven Central: feature -> weight object -> flattened object
+    "rank_features": ("flattened", frozenset({"positive_score_impact"})),
+    # x-pack wildcard module, not on Maven Central: n-gram indexed keyword -> keyword
+    "wildcard": ("keyword", frozenset()),
+    # x-pack constant-keyword module, not on Maven Central: one value per index -> keyword
+    "constant_keyword": ("keyword", frozenset({"value"})),
+    # x-pack version module, not on Maven Central: semver-ordered keyword -> keyword (lexical order)
+    "version": ("keyword", frozenset()),
+    # x-pack unsigned-long module, not on Maven Central: 0..2^64-1 -> long (signed, 0..2^63-1)
+    "unsigned_long": ("long", frozenset()),
 }
 
 
-def _properties(field_types: dict[str, Any]) -> dict[str, Any]:
-    """Expand dotted field names into the nested ``properties`` form a mapping uses."""
-    root: dict[str, Any] = {}
-    for dotted, spec in field_types.items():
-        node = root
+@functools.cache
+def _kibana_archive() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(KIBANA_MAPPINGS.read_text(encoding="utf-8"))
+    return loaded
+
+
+def kibana_mappings() -> dict[str, Any]:
+    """Kibana's mapping as the archive has it, plus ``LATER_FIELDS``; no substitutions (a fresh copy)."""
+    mappings: dict[str, Any] = copy.deepcopy(_kibana_archive()["mappings"])
+    for dotted, spec in LATER_FIELDS.items():
+        node = mappings
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {}).setdefault("properties", {})
-        node[leaf] = {"type": spec} if isinstance(spec, str) else spec
-    return root
+            node = node.setdefault("properties", {}).setdefault(part, {})
+        node.setdefault("properties", {}).setdefault(leaf, {}).update(copy.deepcopy(spec))
+    return mappings
+
+
+def kibana_settings() -> dict[str, Any]:
+    """The index settings of Kibana's archive (hidden, 1 shard, its total-fields limit)."""
+    settings: dict[str, Any] = copy.deepcopy(_kibana_archive()["settings"])
+    return settings
+
+
+def _leaves(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every mapped leaf and multi-field as (dotted path, its spec), objects walked through."""
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            yield from _leaves(spec["properties"], f"{path}.")
+        if "type" in spec and spec["type"] not in ("object", "nested"):
+            yield path, spec
+            for sub, sub_spec in spec.get("fields", {}).items():
+                yield f"{path}.{sub}", sub_spec
+
+
+def substituted_fields(mappings: dict[str, Any] | None = None) -> dict[str, tuple[str, str]]:
+    """Field path -> (Kibana's type, the type the tests map instead), for every field ``SUBSTITUTES`` touches."""
+    props = (mappings if mappings is not None else kibana_mappings()).get("properties", {})
+    return {path: (spec["type"], SUBSTITUTES[spec["type"]][0])
+            for path, spec in _leaves(props) if spec["type"] in SUBSTITUTES}
+
+
+def field_count(mappings: dict[str, Any] | None = None) -> int:
+    """How many leaf fields (multi-fields and aliases included) the mapping defines."""
+    return sum(1 for _ in _leaves((mappings if mappings is not None else alert_mappings())["properties"]))
+
+
+def _substitute(properties: dict[str, Any]) -> None:
+    for spec in properties.values():
+        if "properties" in spec:
+            _substitute(spec["properties"])
+        for target in (spec, *spec.get("fields", {}).values()):
+            if target.get("type") in SUBSTITUTES:
+                new_type, dropped = SUBSTITUTES[target["type"]]
+                for param in dropped:
+                    target.pop(param, None)
+                target["type"] = new_type
 
 
 def alert_mappings() -> dict[str, Any]:
-    return {"dynamic": False, "properties": _properties(FIELD_TYPES)}
+    """The mapping both test servers get: Kibana's (``kibana_mappings()``) with ``SUBSTITUTES`` applied."""
+    mappings = kibana_mappings()
+    _substitute(mappings["properties"])
+    return mappings
 
 
 def install(es: Elasticsearch, space: Space) -> None:
     """Create Kibana's template, first backing index and write alias."""
+    mappings = alert_mappings()
+    mappings["_meta"] = {**mappings.get("_meta", {}), "namespace": space.space}
     es.indices.put_index_template(
         name=space.template,
         index_patterns=[f"{space.index_prefix}*"],
         priority=7,
-        template={
-            "settings": {"index.hidden": True, "index.mapping.total_fields.limit": 2500},
-            "mappings": alert_mappings(),
-        },
+        template={"settings": kibana_settings(), "mappings": mappings},
     )
     es.indices.create(index=space.first_index, aliases={space.alias: {"is_write_index": True, "is_hidden": True}})
 
