@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
+from worker import fields
 from worker.fields import RiskLevel
 from worker.prompt import ANSWER_SCHEMA
 
 _PROPS: Final = ANSWER_SCHEMA["properties"]
-SUMMARY_MAX: Final[int] = _PROPS["summary"]["maxLength"]
+SUMMARY_MAX: Final[int] = _PROPS["summary"]["maxLength"]  # what the model may write
+# What is stored: the model's summary plus what the guards add (a warning, the alert's own facts).
+STORED_SUMMARY_MAX: Final = 600
 ACTION_MAX: Final[int] = _PROPS["actions"]["items"]["maxLength"]
 ACTIONS_MAX: Final[int] = _PROPS["actions"]["maxItems"]
 
@@ -46,10 +49,19 @@ class Assessment:
     risk_level: str
     confidence: float
     recommended_actions: list[str]
+    # Set by worker.guards: why the alert looks like it addresses the model, and which guards changed the answer.
+    injection_reasons: tuple[str, ...] = ()
+    guards: tuple[str, ...] = ()
 
     def as_fields(self) -> dict[str, Any]:
         # Prompts v1 and v2 also wrote what_happened: clear it so a re-assessment leaves no stale text behind.
-        return {**asdict(self), "what_happened": None}
+        return {"summary": self.summary, "risk_level": self.risk_level, "confidence": self.confidence,
+                "recommended_actions": list(self.recommended_actions), "what_happened": None}
+
+    def guard_fields(self) -> dict[str, Any]:
+        """The guards' record (``injection_reasons``, ``guards``), for the fields the mapping has."""
+        record = {"injection_reasons": list(self.injection_reasons), "guards": list(self.guards)}
+        return {k: v for k, v in record.items() if k in fields.AI_PROPERTIES}
 
 
 def clean_text(value: str, limit: int) -> str:

@@ -19,8 +19,6 @@ from tests.hostile.strategies import alert_docs, deep, storable_docs
 from tests.invariants import outside_ours
 from worker import prompt
 
-pytestmark = pytest.mark.fake_only
-
 _ids = itertools.count()
 SEEN = {"accepted": 0, "refused_by_es": 0}
 

@@ -90,3 +90,18 @@ def test_output_is_plain_bounded_text():
 
 def test_clean_text_handles_lone_surrogates():
     assert clean_text("a\ud800b", 10) == "a?b"
+
+
+def test_stored_summary_has_room_for_what_the_guards_add():
+    from worker import guards
+    from worker.assessment import STORED_SUMMARY_MAX
+
+    # The model writes at most SUMMARY_MAX; the guards add a warning and a sentence of the alert's facts.
+    assert SUMMARY_MAX + len(guards.WARNING) + 4 * (guards.ENTITY_MAX + 12) <= STORED_SUMMARY_MAX
+    assert STORED_SUMMARY_MAX <= 1024  # the summary's .keyword ignore_above
+
+
+def test_guard_results_are_not_answer_fields():
+    result = parse(json.dumps(GOOD))
+    assert result.injection_reasons == () and result.guards == ()
+    assert "guards" not in result.as_fields() and "injection_reasons" not in result.as_fields()
