@@ -31,7 +31,8 @@ def assess_alert(self: Any, /, index: str, alert_id: str, claim_id: str, **meta:
         log.info("alert %s: task %s was replaced by a newer one; dropping it", alert_id, self.request.id)
         return "replaced"
     try:
-        outcome = pipeline.assess(services, job, task_retries=self.request.retries)
+        outcome = pipeline.assess(services, job, task_retries=self.request.retries,
+                                  peers=lambda: scheduler.followers_of(job))
     except (ApiError, TransportError) as exc:
         if not _es_unavailable(exc):
             raise

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 def poll_alerts() -> dict[str, int]:
     services, scheduler = get_services(), get_scheduler()
     pages = coordinator.PageDispatcher(services, scheduler, send_assessment)
-    recovered = recovery.recover(services, scheduler, pages)
-    report = claiming.poll(services.settings, services.store, pages)
+    recovered = recovery.recover(services, scheduler, pages, pages.context)
+    report = claiming.poll(services.settings, services.store, pages, pages.context)
     pages.dispatch()  # also when nothing was claimed: slots may have freed since the last round
     heartbeat.record(get_redis(), "poll")
     if report.found or report.mapped:

@@ -12,14 +12,32 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from worker import alert, fields, fingerprint, prompt, selection
+from worker import alert, facts, fields, fingerprint, grouping, prompt, selection
 from worker.fields import IN_FLIGHT, Status
 from worker.pipeline import now_iso
-from worker.scheduler import Job
+from worker.scheduler import GROUP_CACHE, Job, Scheduler
 from worker.settings import Settings
 from worker.store import AlertStore, Doc
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """What claiming needs beyond Elasticsearch: incident groups, and recent verdicts for the fact cards."""
+
+    groups: grouping.Groups | None
+    scheduler: Scheduler | None
+
+    def last_verdict(self, job: Job) -> dict[str, Any] | None:
+        if self.scheduler is None:
+            return None
+        found = self.scheduler.cached(GROUP_CACHE + job.group) if job.group else None
+        return found or self.scheduler.cached(job.fingerprint)
+
+
+NO_CONTEXT = ClaimContext(None, None)
 
 
 @dataclass
@@ -57,7 +75,8 @@ def _level(hit: Doc, source: str) -> str:
     return severity if severity in ("critical", "high", "medium", "low") else "medium"
 
 
-def job_for(hit: Doc, settings: Settings, source: str, claimed_at: float) -> Job:
+def job_for(hit: Doc, settings: Settings, source: str, claimed_at: float,
+            group: grouping.Group | None = None) -> Job:
     """The job of a claimed hit; its fingerprint is computed here, once, from the poll's own read."""
     built = prompt.build(hit.source)
     return Job(
@@ -69,7 +88,18 @@ def job_for(hit: Doc, settings: Settings, source: str, claimed_at: float) -> Job
         # A claim we take over (its worker died) must stop holding a slot and leading its fingerprint.
         replaces=str(alert.first(hit.source, fields.field("claim_id")) or "")
         if alert.first(hit.source, fields.field("status")) in IN_FLIGHT else "",
+        group=group.id if group else "", group_size=group.size if group else 0,
+        triage=",".join(grouping.triage_values(hit.source)) if group else "",
     )
+
+
+def _group_doc(group: grouping.Group) -> dict[str, Any]:
+    return {"id": group.id, "size": group.size, "first_seen": _iso(group.first_seen),
+            "last_seen": _iso(group.last_seen)}
+
+
+def _iso(epoch: float) -> str:
+    return now_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def claim_and_queue(
@@ -81,6 +111,7 @@ def claim_and_queue(
     source: str | None = None,
     on_page: Callable[[ClaimReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    context: ClaimContext = NO_CONTEXT,
 ) -> ClaimReport:
     """Claim every alert matching ``query`` (conditionally, in bulk) and hand the claimed jobs to ``enqueue``.
 
@@ -89,7 +120,7 @@ def claim_and_queue(
     """
     report = ClaimReport()
     for page in store.search_pages(query, selection.SORT, settings.batch_size):
-        claim_page(settings, store, page, enqueue, report, source=source)
+        claim_page(settings, store, page, enqueue, report, source=source, context=context)
         if on_page is not None:
             on_page(report)
         if should_stop is not None and should_stop():
@@ -98,17 +129,25 @@ def claim_and_queue(
 
 
 def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: Callable[[Iterable[Job]], Any],
-               report: ClaimReport, *, source: str | None = None) -> None:
-    """Claim the hits of one page (conditionally, in one bulk) and hand the claimed jobs to ``enqueue``."""
+               report: ClaimReport, *, source: str | None = None, context: ClaimContext = NO_CONTEXT) -> None:
+    """Claim the hits of one page (conditionally, in one bulk) and hand the claimed jobs to ``enqueue``.
+
+    Each claim also carries the alert's fact card and incident group (when grouping is on): a person's
+    requeue or re-assess tag asks for that alert alone, so it joins no group.
+    """
     report.found += len(page)
     stamp, now = now_iso(), time.time()
     sources = [_claim_source(hit, settings, source) for hit in page]
-    jobs = [job_for(hit, settings, src, now) for hit, src in zip(page, sources, strict=True)]
-    docs = [
-        fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,
-                      next_attempt_at=None)
-        for job, src in zip(jobs, sources, strict=True)
-    ]
+    groups = [context.groups.assign(hit.source) if context.groups and src not in ("requeue", "reassess") else None
+              for hit, src in zip(page, sources, strict=True)]
+    jobs = [job_for(hit, settings, src, now, group) for hit, src, group in zip(page, sources, groups, strict=True)]
+    docs = []
+    for hit, job, src, group in zip(page, jobs, sources, groups, strict=True):
+        extra: dict[str, Any] = {"facts": facts.card(hit.source, group, context.last_verdict(job))}
+        if group is not None:
+            extra["group"] = _group_doc(group)
+        docs.append(fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,
+                                  next_attempt_at=None, **extra))
     claimed = [job for job, ok in zip(jobs, store.claim(page, docs), strict=True) if ok]
     report.claimed += len(claimed)
     if claimed:
@@ -116,10 +155,11 @@ def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: 
         report.queued += len(claimed)
 
 
-def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Iterable[Job]], Any]) -> ClaimReport:
+def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Iterable[Job]], Any],
+         context: ClaimContext = NO_CONTEXT) -> ClaimReport:
     """Map our fields, then claim every alert that needs work and hand the claims to ``enqueue``."""
     mapped = store.ensure_mappings()
     store.ensure_history()
-    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue)
+    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue, context=context)
     report.mapped = mapped
     return report

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker import alert, fields
+from worker import alert, fields, guards
+from worker.claiming import ClaimContext
 from worker.fields import IN_FLIGHT, Status
 from worker.pipeline import (
     HISTORY_SOURCE,
@@ -25,7 +26,7 @@ from worker.pipeline import (
     update_ours,
     without_tag,
 )
-from worker.scheduler import Dispatch, Job, Scheduler
+from worker.scheduler import GROUP_CACHE, Dispatch, Job, Scheduler
 from worker.store import Doc
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 FINAL_SOURCE: Final = sorted({*HISTORY_SOURCE, "kibana.alert.workflow_tags"})
 # What a shared assessment copies; the rest (claim, attempts, timings) stays the receiving alert's own.
 SHARED_FIELDS = ("summary", "what_happened", "risk_level", "recommended_actions", "confidence", "model",
-                 "prompt_version", "fingerprint", "injection_suspected")
+                 "prompt_version", "fingerprint", "injection_suspected", "injection_reasons", "guards", "group")
 
 
 def dispatch(services: Services, scheduler: Scheduler, send: Callable[[Job], None]) -> Dispatch:
@@ -63,6 +64,11 @@ class PageDispatcher:
         self.scheduler.add(jobs)
         self.dispatch()
 
+    @property
+    def context(self) -> ClaimContext:
+        """What claiming for this dispatcher needs: the incident groups and the recent verdicts."""
+        return ClaimContext(self.services.groups, self.scheduler)
+
     def dispatch(self) -> Dispatch:
         decided = dispatch(self.services, self.scheduler, self.send)
         self.sent += len(decided.sent)
@@ -75,11 +81,18 @@ def settle(services: Services, scheduler: Scheduler, job: Job, outcome: Outcome,
     """After ``job``'s task is finished for good: share its result, free its slot, dispatch more."""
     scheduler.finished(job)
     if outcome.result == "done" and outcome.shared is not None:
-        scheduler.remember(job.fingerprint, {**outcome.shared, "source_alert": job.alert_id})
+        remembered = {**outcome.shared, "source_alert": job.alert_id}
+        if job.group:
+            scheduler.remember(GROUP_CACHE + job.group, remembered)
+        if not outcome.members:
+            # A group's answer describes the burst: it serves later members of that group, never another alert
+            # that merely looks the same.
+            scheduler.remember(job.fingerprint, remembered)
     followers = scheduler.release_followers(job)
     if followers:
         if outcome.result == "done" and outcome.shared is not None:
-            share(services, followers, outcome.shared, source_alert=job.alert_id, cached=False)
+            share(services, followers, outcome.shared, source_alert=job.alert_id, cached=False,
+                  recorded=set(outcome.members))
         elif outcome.result == "failed":
             fail_together(services, followers, job, outcome)
         else:
@@ -93,6 +106,11 @@ def _ours(source: dict[str, Any], job: Job) -> bool:
 
 
 def _final_partial(settings_tag: str, source: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    if "summary" in result:  # a shared answer: guard it for this alert's own text and facts
+        result = {**result, **guards.for_alert({k: result[k] for k in SHARED_FIELDS if k in result}, source)}
+    group = result.get("group")
+    if isinstance(group, dict) and group.get("id") != alert.first(source, fields.field("group.id")):
+        result = {k: v for k, v in result.items() if k != "group"}  # another group's (or cached) answer
     if alert.first(source, fields.field("attempts")) is None:
         result = {**result, "attempts": 0}  # served without a model call
     if alert.first(source, fields.field("source")) == "reassess" and settings_tag in alert.values(
@@ -106,7 +124,8 @@ def _write_final(services: Services, jobs: list[Job], result: dict[str, Any]) ->
     """Write ``result`` into each job's alert in one bulk, conditional on its claim; conflicts one by one."""
     store = services.store
     tag = services.settings.reassess_tag
-    docs = store.mget([(job.index, job.alert_id) for job in jobs], source=FINAL_SOURCE)
+    # A shared answer is guarded per alert (worker.guards reads the whole alert); a failure needs little.
+    docs = store.mget([(job.index, job.alert_id) for job in jobs], source=None if "summary" in result else FINAL_SOURCE)
     pairs = [(job, doc) for job, doc in zip(jobs, docs, strict=True) if doc is not None and _ours(doc.source, job)]
     partials = [_final_partial(tag, doc.source, result) for _, doc in pairs]
     written: list[Doc] = []
@@ -122,15 +141,20 @@ def _write_final(services: Services, jobs: list[Job], result: dict[str, Any]) ->
     return written
 
 
-def share(services: Services, jobs: list[Job], shared: dict[str, Any], *, source_alert: str, cached: bool) -> None:
-    """Give ``jobs`` the assessment of ``source_alert`` without a model call."""
+def share(services: Services, jobs: list[Job], shared: dict[str, Any], *, source_alert: str, cached: bool,
+          recorded: set[str] | None = None) -> None:
+    """Give ``jobs`` the assessment of ``source_alert`` without a model call.
+
+    History gets a record per alert written, except for those the leader's record already names (the members
+    of an incident group its prompt described).
+    """
     stamp = now_iso()
     base = {k: shared[k] for k in SHARED_FIELDS if k in shared}
     result = {**base, "status": Status.done.value, "started_at": stamp, "enriched_at": stamp, "cached": cached,
               "cached_from": source_alert, "error": None, "error_kind": None, "next_attempt_at": None,
               "duration_ms": 0, "tokens": {"prompt": 0, "completion": 0}}
     written = _write_final(services, jobs, result)
-    _record(services, written, result)
+    _record(services, [doc for doc in written if doc.id not in (recorded or set())], result)
 
 
 def fail_together(services: Services, jobs: list[Job], leader: Job, outcome: Outcome) -> None:

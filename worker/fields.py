@@ -55,6 +55,11 @@ AI_PROPERTIES: Final[dict[str, Any]] = {
     "recommended_actions": {"type": "text"},
     "confidence": {"type": "float"},
     "injection_suspected": {"type": "boolean"},
+    # worker.guards: why the alert was taken for addressing the model (role_marker, fence, instruction,
+    # verdict_request, other_alerts, answer_json), and what the guards changed in the answer (risk_floor,
+    # warning, verdict_demoted, action_dropped, echo_cut, grounded, default_action, default_summary).
+    "injection_reasons": {"type": "keyword"},
+    "guards": {"type": "keyword"},
     "model": {"type": "keyword"},
     "prompt_version": {"type": "keyword"},
     "fingerprint": {"type": "keyword"},
@@ -64,6 +69,15 @@ AI_PROPERTIES: Final[dict[str, Any]] = {
     "error_kind": {"type": "keyword"},
     "cached": {"type": "boolean"},
     "cached_from": _KEYWORD,
+    # Written at claim time, before any model call: what the alert itself says, in one short text.
+    "facts": {"type": "text"},
+    # The incident group the alert belongs to (alerts of one rule on one host and user, close in time).
+    "group": {"properties": {
+        "id": {"type": "keyword"},
+        "size": {"type": "integer"},
+        "first_seen": {"type": "date"},
+        "last_seen": {"type": "date"},
+    }},
 }
 
 

@@ -35,6 +35,8 @@ PROPERTIES: Final[dict[str, Any]] = {
     "confidence": {"type": "float"},
     "recommended_actions": {"type": "text"},
     "injection_suspected": {"type": "boolean"},
+    "injection_reasons": _KW,
+    "guards": _KW,
     "cached": {"type": "boolean"},
     "cached_from": _KW,
     "model": _KW,
@@ -48,6 +50,12 @@ PROPERTIES: Final[dict[str, Any]] = {
     "error_kind": _KW,
     "prompt": _STORED_ONLY,
     "raw_reply": _STORED_ONLY,
+    "facts": {"type": "text"},
+    # One record per group assessment, naming the alerts it was written to.
+    "group": {"properties": {
+        "id": _KW, "size": {"type": "integer"}, "first_seen": {"type": "date"}, "last_seen": {"type": "date"},
+        "members": _KW,
+    }},
 }
 
 
@@ -66,7 +74,10 @@ def template_body() -> dict[str, Any]:
 def ensure_index(es: Elasticsearch) -> None:
     """Install our template and the first backing index behind the write alias (idempotent)."""
     es.indices.put_index_template(name=TEMPLATE, **template_body())
-    if not es.indices.exists_alias(name=ALIAS):
+    if es.indices.exists_alias(name=ALIAS):
+        # Backing indices made by an older version lack the newer fields (and the mapping is strict).
+        es.indices.put_mapping(index=PATTERN, properties=PROPERTIES)
+    else:
         try:
             es.indices.create(index=FIRST_INDEX, aliases={ALIAS: {"is_write_index": True}})
         except ApiError as exc:

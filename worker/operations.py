@@ -53,7 +53,8 @@ def requeue(services: Services, scheduler: Scheduler, query: dict[str, Any],
     """Claim the selected alerts and put them ahead of the backlog; alerts already in flight are skipped."""
     services.store.ensure_mappings()
     pages = coordinator.PageDispatcher(services, scheduler, send)
-    report = claiming.claim_and_queue(services.settings, services.store, query, pages, source="requeue")
+    report = claiming.claim_and_queue(services.settings, services.store, query, pages, source="requeue",
+                                      context=pages.context)
     pages.dispatch()
     return report
 
@@ -76,7 +77,7 @@ def backfill(
     pages = coordinator.PageDispatcher(services, scheduler, send)
     report = claiming.claim_and_queue(
         services.settings, services.store, selection.backfill_query(services.settings, since), pages,
-        source="backfill", on_page=on_page, should_stop=should_stop,
+        source="backfill", on_page=on_page, should_stop=should_stop, context=pages.context,
     )
     pages.dispatch()
     return report

@@ -16,12 +16,13 @@ from typing import Any, Final, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from worker import alert, assessment, fields, fingerprint, history, prompt
+from worker import alert, assessment, fields, fingerprint, group_prompt, grouping, guards, history, prompt
 from worker.fields import IN_FLIGHT, Status
+from worker.grouping import Groups
 from worker.llm import Completion, LLMClient, LLMError
 from worker.scheduler import Job
 from worker.settings import Settings
-from worker.store import AlertStore, Doc, alert_claim_id
+from worker.store import MEMBER_SOURCE, AlertStore, Doc, alert_claim_id
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ PROMPT_SCALES = (1.0, 0.5, 0.25)  # shrink a prompt that does not fit the model'
 def now_iso(now: datetime | None = None) -> str:
     moment = now or datetime.now(UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso_epoch(epoch: float) -> str:
+    return now_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 # -- assess ---------------------------------------------------------------------------------------
@@ -46,6 +51,7 @@ class Outcome:
     retry_in: float | None = None
     kind: str = ""  # error kind of a failure
     shared: dict[str, Any] | None = None  # the lme.ai fields of a success, for alerts that share it
+    members: tuple[str, ...] = ()  # an incident group's alerts its prompt described (and history names)
 
 
 class Superseded(Exception):
@@ -138,16 +144,22 @@ class Services:
     settings: Settings
     store: AlertStore
     llm: LLMClient
+    groups: Groups | None = None  # incident groups (None: grouping off)
 
 
-def assess(services: Services, job: Job, *, task_retries: int = 0) -> Outcome:
-    """Assess one claimed alert and write the result (or the failure) back into it."""
+def assess(services: Services, job: Job, *, task_retries: int = 0,
+           peers: Callable[[], list[tuple[str, str]]] | None = None) -> Outcome:
+    """Assess one claimed alert and write the result (or the failure) back into it.
+
+    ``peers`` gives the (index, id) of the alerts waiting for this one's answer (its incident group's members
+    claimed so far, which search may not see yet).
+    """
     store = services.store
     try:
         doc = _check_ours(store.get(job.index, job.alert_id), job.claim_id)
         doc = update_ours(store, doc, job.claim_id, lambda d: fields.ai_doc(
             status=Status.running.value, started_at=now_iso(), attempts=int(_ai(d.source, "attempts") or 0) + 1))
-        return _Run(services, job, _Attempts(store, doc, job.claim_id)).assess(task_retries)
+        return _Run(services, job, _Attempts(store, doc, job.claim_id), peers).assess(task_retries)
     except Superseded as exc:
         log.info("alert %s: %s; leaving it alone", job.alert_id, exc)
         return Outcome("superseded", str(exc))
@@ -156,7 +168,8 @@ def assess(services: Services, job: Job, *, task_retries: int = 0) -> Outcome:
 class _Run:
     """One task run on one claimed alert that we have marked running."""
 
-    def __init__(self, services: Services, job: Job, attempts: _Attempts) -> None:
+    def __init__(self, services: Services, job: Job, attempts: _Attempts,
+                 peers: Callable[[], list[tuple[str, str]]] | None = None) -> None:
         self.settings = services.settings
         self.store = services.store
         self.llm = services.llm
@@ -165,6 +178,10 @@ class _Run:
         self.started = time.monotonic()
         self.built = prompt.build(attempts.doc.source)
         self.completion: Completion | None = None
+        self.grouping = services.groups is not None and bool(job.group)
+        self.groups = services.groups
+        self.peers = peers
+        self.members: list[Doc] = []  # the incident group's alerts the prompt describes (empty: this alert alone)
 
     def assess(self, task_retries: int) -> Outcome:
         try:
@@ -176,6 +193,8 @@ class _Run:
             return self._fail(exc.kind, str(exc))
         except assessment.AnswerError as exc:
             return self._fail(exc.kind, str(exc))
+        source = self.attempts.doc.source
+        answer = guards.guard(answer, source, guards.detect_injection(source), guards.rule_severity(source))
         result = {
             "status": Status.done.value, "enriched_at": now_iso(), "duration_ms": self._elapsed_ms(),
             "model": self.completion.model, "prompt_version": self.built.version,
@@ -184,14 +203,62 @@ class _Run:
             "injection_suspected": self.built.injection_suspected,
             "error": None, "error_kind": None, "next_attempt_at": None, "cached": False, "cached_from": None,
             "tokens": {"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
-            **answer.as_fields(),
+            **answer.as_fields(), **answer.guard_fields(),
         }
+        if self.members:
+            result = self._as_group(result)
         self._finish(fields.ai_doc(**result))
-        return Outcome("done", shared=result)
+        return Outcome("done", shared=result, members=tuple(doc.id for doc in self.members))
+
+    def _as_group(self, result: dict[str, Any]) -> dict[str, Any]:
+        """A group's answer: the group's fields, a summary that names the count and host, what it saw."""
+        sources = [doc.source for doc in self.members]
+        facts = group_prompt.facts_of(sources, max(self.job.group_size, len(sources)))
+        summary = group_prompt.ground(str(result["summary"]), facts, assessment.STORED_SUMMARY_MAX)
+        if self.groups is not None:
+            values = {v for source in sources for v in grouping.triage_values(source)}
+            self.groups.assessed(self.job.group, facts.size, values, int(self.settings.cache_ttl.total_seconds()))
+        group = {"id": self.job.group, "size": facts.size, "first_seen": _iso_epoch(facts.first_seen),
+                 "last_seen": _iso_epoch(facts.last_seen)}
+        return {**result, "summary": summary, "group": group,
+                "injection_suspected": bool(result.get("injection_suspected")) or self.built.injection_suspected}
+
+    def _group_members(self) -> list[Doc]:
+        """The group's alerts for one prompt (this alert first if search does not see it yet); [] alone."""
+        if not self.grouping:
+            return []
+        docs = self.store.group_members(self.job.group, group_prompt.MAX_MEMBERS)
+        if all(doc.id != self.job.alert_id for doc in docs):
+            docs.insert(0, self.attempts.doc)
+        # Members claimed moments ago wait for this answer but may not be searchable yet: read them directly.
+        seen = {doc.id for doc in docs}
+        peers = self.peers() if self.peers else []
+        waiting = [(index, alert_id) for index, alert_id in peers if alert_id not in seen]
+        room = max(group_prompt.MAX_MEMBERS - len(docs), 0)
+        if waiting and room:
+            docs += [doc for doc in self.store.mget(waiting[:room], source=MEMBER_SOURCE)
+                     if doc is not None]
+        return docs if len(docs) > 1 else []
 
     def _complete_fitting(self) -> Completion:
-        """Ask the model, shrinking the extract when the prompt is over the model's context."""
+        """Ask the model, shrinking the extract when the prompt is over the model's context.
+
+        An incident group's prompt describes all its alerts; when it does not fit, fewer members, then the
+        alert alone.
+        """
         source = self.attempts.doc.source
+        members = self._group_members()
+        while len(members) > 1:
+            facts = group_prompt.facts_of([d.source for d in members], max(self.job.group_size, len(members)))
+            self.built = group_prompt.build([d.source for d in members], facts)
+            try:
+                completion = _call_model(self.settings, self.llm, self.built, self.attempts)
+                self.members = members
+                return completion
+            except LLMError as exc:
+                if exc.kind != "context_overflow":
+                    raise
+                members = members[: len(members) // 2]
         for scale in PROMPT_SCALES:
             self.built = prompt.build(source, scale=scale)
             try:
@@ -241,6 +308,8 @@ class _Run:
 
     def _record_history(self, result: dict[str, Any]) -> None:
         limit = self.settings.history_max_chars
+        if self.members and isinstance(result.get("group"), dict):
+            result = {**result, "group": {**result["group"], "members": [doc.id for doc in self.members]}}
         self.store.record_history(history_record(
             self.attempts.doc, result,
             prompt_text=history.truncate(self.built.messages[-1]["content"], limit),

@@ -115,7 +115,8 @@ def _reconcile_due(client: redis.Redis) -> tuple[bool, bool]:
     return bool(client.set(RECONCILED, "1", nx=True, ex=RECONCILE_EVERY_S)), False
 
 
-def reconcile(services: Services, scheduler: Scheduler, enqueue: Callable[[Iterable[Job]], Any]) -> int:
+def reconcile(services: Services, scheduler: Scheduler, enqueue: Callable[[Iterable[Job]], Any],
+              context: claiming.ClaimContext = claiming.NO_CONTEXT) -> int:
     """Claim again every alert queued or running under a claim Redis does not know; return how many."""
     settings, store = services.settings, services.store
     lost: list[str] = []
@@ -134,13 +135,14 @@ def reconcile(services: Services, scheduler: Scheduler, enqueue: Callable[[Itera
         query = {"bool": {"filter": [{"ids": {"values": ids}}, selection.claims_older_than(CLAIM_GRACE_S)]}}
         for page in store.search_pages(query, selection.SORT, settings.batch_size):
             # Conditional on the version just read: an alert finished or claimed meanwhile is left alone.
-            claiming.claim_page(settings, store, page, enqueue, report, source=claiming.RECOVERED)
+            claiming.claim_page(settings, store, page, enqueue, report, source=claiming.RECOVERED, context=context)
     if report.claimed:
         log.warning("recovery: %d alert(s) whose claim Redis had lost claimed again", report.claimed)
     return report.claimed
 
 
-def recover(services: Services, scheduler: Scheduler, enqueue: Callable[[Iterable[Job]], Any]) -> RecoveryReport:
+def recover(services: Services, scheduler: Scheduler, enqueue: Callable[[Iterable[Job]], Any],
+            context: claiming.ClaimContext = claiming.NO_CONTEXT) -> RecoveryReport:
     """One recovery round (the poll runs it first): reap, then reconcile when due."""
     report = RecoveryReport(requeued=reap(scheduler))
     due, report.redis_reset = _reconcile_due(scheduler.redis)
@@ -148,5 +150,5 @@ def recover(services: Services, scheduler: Scheduler, enqueue: Callable[[Iterabl
         log.warning("recovery: Redis has none of lme-enrich's state (restarted without it, or first start); "
                     "claims in Elasticsearch will be taken on again in %gs", RESET_DELAY_S)
     if due:
-        report.reclaimed = reconcile(services, scheduler, enqueue)
+        report.reclaimed = reconcile(services, scheduler, enqueue, context)
     return report

@@ -13,8 +13,9 @@ order is decided when a slot frees up, with what is known then:
   penalty is waived and the rule gets a small head start (``AFFINITY_S``, far less than a severity level),
   because prompts start with the rule's fields and the model server reads them from its prompt cache only
   when the previous prompt was for the same rule.
-- coalescing: an alert whose fingerprint is being assessed right now waits for that result as a
-  follower instead of queueing its own model call.
+- coalescing: an alert whose fingerprint (or incident group, ``worker/grouping.py``) is being assessed right
+  now waits for that result as a follower instead of queueing its own model call. ``Job.key`` says which:
+  the group when the alert is in one, else the fingerprint.
 - cache: an alert whose fingerprint was assessed within ``LME_ENRICH_CACHE_TTL`` gets that assessment
   without a model call (``lme.ai.cached: true``, ``cached_from`` the source alert).
 
@@ -49,8 +50,9 @@ TASK: Final = PREFIX + "task"  # claim id -> the one Celery task id allowed to r
 OWNER: Final = PREFIX + "owner"  # claim id -> liveness token of the worker process that holds its task
 LEADER: Final = PREFIX + "leader:"
 FOLLOWERS: Final = PREFIX + "followers:"
-GROUP: Final = PREFIX + "pending-fp:"
+GROUP: Final = PREFIX + "pending-fp:"  # waiting claims per coalescing key (not the incident group)
 CACHE: Final = PREFIX + "cache:"
+GROUP_CACHE: Final = "group:"  # within CACHE: an incident group's assessment, by group id
 RULE_LOAD: Final = PREFIX + "rule-load"
 DISPATCH_LOCK: Final = PREFIX + "dispatch-lock"
 LAST_RULE: Final = PREFIX + "last-rule"  # {"rule": ..., "run": n}: the current run of one rule
@@ -172,7 +174,15 @@ class Job:
     claimed_at: float = 0.0
     fresh: bool = False  # a person asked for a new assessment (requeue, re-assess tag): never from the cache
     replaces: str = ""  # the stale claim this job takes over, if any
+    group: str = ""  # the incident group it joined (empty: none, or a person asked for this alert alone)
+    group_size: int = 0  # the group's size when the alert joined it
+    triage: str = ""  # digests of the values a group's re-assessment looks for (grouping.triage_values)
     task_id: str = ""  # set by dispatch: the Celery task that runs it (not part of the stored job)
+
+    @property
+    def key(self) -> str:
+        """What coalescing and waiting are keyed on: the incident group, else the fingerprint."""
+        return self.group or self.fingerprint
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -207,9 +217,12 @@ def _decayed(raw: Any, now: float) -> float:
 
 
 class Scheduler:
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings,
+                 regrown: Callable[[Job], bool] | None = None) -> None:
         self.redis = client
         self.settings = settings
+        # Whether a job's incident group grew enough since its last assessment to be assessed again.
+        self.regrown = regrown
         self._add = client.register_script(_ADD)
         self._release = client.register_script(_RELEASE)
         self._take = client.register_script(_TAKE)
@@ -228,7 +241,7 @@ class Scheduler:
         pipe = self.redis.pipeline()
         add_positions = []
         for job in jobs:
-            fp = job.fingerprint
+            fp = job.key
             if job.replaces:
                 self._forget(keys=[INFLIGHT, PENDING, JOBS, LEADER + fp, FOLLOWERS + fp, GROUP + fp,
                                    DISPATCHED, TASK, OWNER],
@@ -329,18 +342,18 @@ class Scheduler:
                     # Without a free slot, only what needs none goes ahead: a cached answer, and a person's
                     # requeue (it goes to Celery ahead of the backlog).
                     no_room = free <= 0 and candidate.level != "requeue"
-                    if no_room and (candidate.fresh or self.cached(candidate.fingerprint) is None):
+                    if no_room and self.cached_for(candidate) is None:
                         continue
-                    job = self._take_job(candidate.claim_id, candidate.fingerprint)
+                    job = self._take_job(candidate.claim_id, candidate.key)
                     if job is None:
                         continue  # taken by another dispatcher
                     progressed = True
-                    cached = None if job.fresh else self.cached(job.fingerprint)
+                    cached = self.cached_for(job)
                     if cached is not None:
-                        group = [job, *self._take_group(job.fingerprint)] if job.fingerprint else [job]
+                        group = [job, *self._take_group(job.key)] if job.key else [job]
                         result.cached.extend((member, cached) for member in group)
                         continue
-                    if job.fingerprint and not self._lead(keys=[LEADER + job.fingerprint], args=[job.claim_id, lease]):
+                    if job.key and not self._lead(keys=[LEADER + job.key], args=[job.claim_id, lease]):
                         # Its leader started meanwhile (another dispatcher): join it.
                         if self.add([job]):
                             result.followers.append(job)
@@ -353,12 +366,11 @@ class Scheduler:
                     send(job)
                     result.sent.append(job)
                     free -= 1
-                    if job.fingerprint:
-                        followers = self._take_group(job.fingerprint)
+                    if job.key:
+                        followers = self._take_group(job.key)
                         for follower in followers:
-                            self._add(keys=[LEADER + job.fingerprint, FOLLOWERS + job.fingerprint, PENDING, JOBS,
-                                            GROUP + job.fingerprint],
-                                      args=[job.fingerprint, follower.to_json(), follower.claim_id,
+                            self._add(keys=[LEADER + job.key, FOLLOWERS + job.key, PENDING, JOBS, GROUP + job.key],
+                                      args=[job.key, follower.to_json(), follower.claim_id,
                                             self.score(follower), lease])
                         result.followers.extend(followers)
                     # Penalties changed: re-rank before the next pick.
@@ -410,7 +422,7 @@ class Scheduler:
 
     def requeue(self, entry: InFlight) -> bool:
         """Put ``entry`` back in line (its slot freed), unless a worker took its task since it was read."""
-        fp = entry.job.fingerprint if entry.job else ""
+        fp = entry.job.key if entry.job else ""
         score = self.score(entry.job) if entry.job else 0.0
         return int(self._requeue(keys=[INFLIGHT, DISPATCHED, TASK, OWNER, PENDING, JOBS, GROUP + fp],
                                  args=[entry.claim_id, entry.owner, score, fp])) == 1
@@ -422,20 +434,40 @@ class Scheduler:
         return known
 
     def release_followers(self, job: Job) -> list[Job]:
-        """End ``job``'s leadership of its fingerprint and return the alerts that waited for it."""
-        if not job.fingerprint:
+        """End ``job``'s leadership of its key and return the alerts that waited for it."""
+        if not job.key:
             return []
-        raws = self._release(keys=[LEADER + job.fingerprint, FOLLOWERS + job.fingerprint], args=[job.claim_id])
+        raws = self._release(keys=[LEADER + job.key, FOLLOWERS + job.key], args=[job.claim_id])
         return [Job.from_json(raw) for raw in raws]
+
+    def followers_of(self, job: Job) -> list[tuple[str, str]]:
+        """(index, id) of the alerts waiting for ``job``'s answer right now."""
+        if not job.key:
+            return []
+        waiting = [Job.from_json(raw) for raw in self.redis.lrange(FOLLOWERS + job.key, 0, -1)]
+        return [(follower.index, follower.alert_id) for follower in waiting]
 
     def keep_leading(self, job: Job) -> None:
         """The leader will retry later: keep followers attached to it meanwhile."""
-        if job.fingerprint:
+        if job.key:
             lease = int(self.settings.claim_lease.total_seconds())
-            self.redis.expire(LEADER + job.fingerprint, lease)
-            self.redis.expire(FOLLOWERS + job.fingerprint, lease)
+            self.redis.expire(LEADER + job.key, lease)
+            self.redis.expire(FOLLOWERS + job.key, lease)
 
     # -- cache ------------------------------------------------------------------------------------
+    def cached_for(self, job: Job) -> dict[str, Any] | None:
+        """A recent assessment ``job`` may reuse: its group's (unless the group grew enough to ask again),
+        else its fingerprint's; never for an alert a person asked to assess afresh."""
+        if job.fresh:
+            return None
+        if job.group:
+            hit = self.cached(GROUP_CACHE + job.group)
+            if hit is not None and (self.regrown is None or not self.regrown(job)):
+                return hit
+            if hit is not None:
+                return None  # grown enough: this member leads a new assessment of the group
+        return self.cached(job.fingerprint)
+
     def cached(self, fingerprint: str) -> dict[str, Any] | None:
         if not fingerprint or not self.settings.cache_enabled:
             return None

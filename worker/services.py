@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from worker.config import get_settings
 from worker.es import make_client
+from worker.grouping import Groups
 from worker.llm import LLMClient, LLMError, tls_verify
 from worker.pipeline import Services
 from worker.redis_client import get_redis
@@ -37,7 +38,9 @@ def make_llm(settings: Settings) -> LLMClient:
 
 
 def build_services(settings: Settings) -> Services:
-    return Services(settings, AlertStore(make_client(settings), settings.alert_index), make_llm(settings))
+    groups = Groups(get_redis(), settings.group_window.total_seconds())
+    return Services(settings, AlertStore(make_client(settings), settings.alert_index), make_llm(settings),
+                    groups if groups.enabled else None)
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +52,9 @@ def get_services() -> Services:
 @lru_cache(maxsize=1)
 def get_scheduler() -> Scheduler:
     """This process's view of the waiting alerts (in Redis)."""
-    return Scheduler(get_redis(), get_settings())
+    settings = get_settings()
+    groups = Groups(get_redis(), settings.group_window.total_seconds())
+    return Scheduler(get_redis(), settings, regrown=groups.regrown if groups.enabled else None)
 
 
 def check_model(llm: LLMClient) -> None:

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     priority_aging: Duration = timedelta(minutes=15)
     cache_enabled: Flag = True
     cache_ttl: Duration = timedelta(hours=24)
+    # Alerts of one rule on one host (and user) starting within this of each other form an incident group,
+    # assessed with one model call (worker/grouping.py); 0 turns grouping off.
+    group_window: Duration = timedelta(minutes=10)
 
     # The history index keeps the exact prompt and raw reply of each assessment, cut to this size.
     history_max_chars: int = Field(default=8000, ge=0, le=1_000_000)
@@ -243,6 +246,8 @@ class Settings(BaseSettings):
             )
         if self.poll_interval < timedelta(seconds=1):
             raise ValueError(f"{ENV_PREFIX}POLL_INTERVAL: expected at least 1s")
+        if self.group_window < timedelta(0) or self.group_window > timedelta(days=1):
+            raise ValueError(f"{ENV_PREFIX}GROUP_WINDOW: expected 0 (no grouping) up to 1d, e.g. 10m")
         needed = self.task_time_limit() + self.retry_backoff_max
         if self.claim_lease < needed:
             raise ValueError(

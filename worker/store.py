@@ -27,12 +27,19 @@ from worker import alert, fields, history, prompt
 log = logging.getLogger(__name__)
 
 PIT_KEEP_ALIVE = "2m"
+# What a group prompt reads of each member: the extract, the times and who.
+MEMBER_SOURCE = sorted({*prompt.SOURCE_PATHS, "@timestamp", "kibana.alert.original_time", "kibana.alert.start",
+                        "host.name", "host.hostname", "user.name", "kibana.alert.rule.uuid",
+                        "kibana.alert.rule.rule_id"})
 # What claiming needs: our fields, tags and severity, and every field of the prompt extract (the poll
 # computes each alert's fingerprint once, from this read).
 HIT_SOURCE = sorted({
     "kibana.alert.workflow_tags", "kibana.alert.severity", "kibana.alert.risk_score", "lme.ai.*",
     "kibana.alert.rule.rule_id", "kibana.alert.rule.uuid", "kibana.alert.rule.version", "kibana.alert.rule.revision",
     "kibana.alert.rule.threat", *prompt.SOURCE_PATHS,
+    # incident groups: when the event started, and the fact card's extra fields
+    "@timestamp", "kibana.alert.original_time", "kibana.alert.start", "destination.domain", "process.name",
+    "process.parent.name", "file.name",
 })
 
 
@@ -228,6 +235,16 @@ class AlertStore:
             "mean_ms": None if mean is None else round(mean, 1),
             "p95_ms": None if p95 is None else round(p95, 1),
         }
+
+    def group_members(self, group_id: str, limit: int) -> list[Doc]:
+        """Up to ``limit`` alerts of an incident group, oldest first (as far as search sees them yet)."""
+        response = self.es.search(
+            index=self.index_pattern, query={"term": {fields.field("group.id"): group_id}}, size=limit,
+            sort=[{"@timestamp": {"order": "asc", "unmapped_type": "date"}}, {"_doc": "asc"}],
+            source_includes=MEMBER_SOURCE, expand_wildcards="open,hidden", ignore_unavailable=True,
+            track_total_hits=False,
+        )
+        return [Doc(h["_index"], h["_id"], 0, 0, h.get("_source", {})) for h in response["hits"]["hits"]]
 
     # -- one alert --------------------------------------------------------------------------------
     def get(self, index: str, alert_id: str) -> Doc | None:

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.es_backends import es_fault_proxy  # noqa: F401  (fixture, found by pytest through this name)
 from tests.faults.redis_server import OwnRedis
 from tests.integration.conftest import (  # noqa: F401  (fixtures, found by pytest through these names)
     clean_redis,
     llm,
     llm_cert,
+    paced_llm,
     slow_llm,
     space,
     worker_env,
@@ -35,3 +37,4 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.start()
     yield server
     server.stop()
+

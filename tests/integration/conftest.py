@@ -78,6 +78,16 @@ def slow_llm(llm_cert: ServerCert) -> Iterator[RunningServer]:
 
 
 @pytest.fixture
+def paced_llm(llm_cert: ServerCert, test_ca: TestCA) -> Iterator[LLMSim]:
+    """A model slow enough (a second or so an answer) that a kill or an analyst lands while alerts are assessed."""
+    server = start_llm(llm_cert, ["--pp-rate", "4000", "--tg-rate", "100", "--slots", "2"])
+    sim = LLMSim(server, test_ca.cert_path)
+    yield sim
+    sim.http.close()
+    server.stop()
+
+
+@pytest.fixture
 def space(es: Elasticsearch) -> Iterator[kibana.Space]:
     """A fresh Kibana space with its alert template, hidden index and write alias."""
     ks = kibana.Space("t" + uuid.uuid4().hex[:10])

@@ -23,7 +23,7 @@ from tests.celery_procs import ROOT, CeleryProcesses, celery_processes, wait_for
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.process import RunningServer
 from tests.integration.conftest import LLMSim
-from worker import alert, assessment, fields, fingerprint, prompt
+from worker import alert, assessment, fields, fingerprint, guards, prompt
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 from worker.llm import BODY_TIMEOUT_MARGIN_S
 
@@ -75,7 +75,8 @@ def test_corpus_alerts_are_enriched_searchable_and_otherwise_untouched(
     placed = kibana.seed(es, space, docs)
     before = sources(es, placed)
 
-    with celery_processes(worker_env, tmp_path) as procs:
+    # Each alert against its own prompt and answer: grouping off (incident groups: tests/integration/test_groups.py).
+    with celery_processes({**worker_env, "LME_ENRICH_GROUP_WINDOW": "0"}, tmp_path) as procs:
         start_pipeline(procs)
         wait_for_status(es, space, "done", 200, timeout=240)
 
@@ -109,7 +110,10 @@ def test_corpus_alerts_are_enriched_searchable_and_otherwise_untouched(
         body = by_messages[json.dumps(prompt.build(before[alert_id]).messages)]
         # The simulator's answers are a pure function of the request: what we wrote back must be exactly it.
         reply = expected_answer(body)
-        expected = assessment.parse(reply.content, reply.finish_reason).as_fields()
+        # What we wrote back is exactly the answer after the deterministic guards (worker/guards.py).
+        src = before[alert_id]
+        parsed = assessment.parse(reply.content, reply.finish_reason)
+        expected = guards.guard(parsed, src, guards.detect_injection(src), guards.rule_severity(src)).as_fields()
         assert {k: ai[k] for k in expected} == expected
         assert ai["attempts"] == 1
         assert ai["cached"] is False
@@ -296,7 +300,9 @@ def test_every_assessment_is_recorded_in_the_history_index(
     docs = kibana.eligible(kibana.load_corpus())[:6]
     placed = kibana.seed(es, space, docs)
     llm.fault(kind="malformed", count=1)  # one reply is garbage: a failure, recorded as well
-    with celery_processes({**worker_env, "LME_ENRICH_HISTORY_MAX_CHARS": "300"}, tmp_path) as procs:
+    # One record per alert assessed on its own (a group's record names its members: test_groups.py).
+    env = {**worker_env, "LME_ENRICH_HISTORY_MAX_CHARS": "300", "LME_ENRICH_GROUP_WINDOW": "0"}
+    with celery_processes(env, tmp_path) as procs:
         start_pipeline(procs, assess_concurrency=1)
         wait_for(lambda: status_count(es, space, "done") + status_count(es, space, "failed") == 6, timeout=120,
                  what="six finished assessments")

@@ -44,7 +44,7 @@ def test_import_success_shape(kibana_url: str) -> None:
     expected = recorded("import", "200_success")["body"]
     assert response.status_code == 200
     assert set(body) == set(expected)
-    assert body["success"] is True and body["successCount"] == len(body["successResults"]) == 10
+    assert body["success"] is True and body["successCount"] == len(body["successResults"]) == 12
     assert set(body["successResults"][0]) == {"type", "id", "meta", "managed"}
     again = upload(kibana_url, overwrite=True).json()
     assert all(result["overwrite"] is True for result in again["successResults"])

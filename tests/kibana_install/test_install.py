@@ -208,7 +208,7 @@ def test_cli_install_uses_the_es_credentials_and_reports(kibana_url: str) -> Non
     done = _cli("--wait", "0", env={"LME_ENRICH_KIBANA_URL": kibana_url, "LME_ENRICH_ES_USERNAME": USER,
                                     "LME_ENRICH_ES_PASSWORD": PASSWORD, "LME_ENRICH_REASSESS_TAG": "AI: again"})
     assert done.returncode == 0, done.stderr
-    assert "imported 10 saved objects" in done.stdout and "LME AI enrichment" in done.stdout
+    assert "imported 12 saved objects" in done.stdout and "LME AI enrichment" in done.stdout
     assert "'AI: again' added to securitySolution:alertTags" in done.stdout
     assert alert_tags(kibana_url) == [*DEFAULT_ALERT_TAGS, "AI: again"]
 

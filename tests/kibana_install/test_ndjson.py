@@ -126,7 +126,7 @@ def test_alert_data_view_surfaces_the_main_ai_fields() -> None:
 
 
 def test_saved_search_shows_the_ai_columns_newest_first() -> None:
-    (search,) = of_type("search")
+    search = BY_KEY[("search", "lme-enrich-ai-assessed-alerts")]
     attributes = search["attributes"]
     assert attributes["title"] == "AI-assessed alerts"
     assert attributes["columns"] == ["kibana.alert.rule.name", "kibana.alert.severity", "lme.ai.risk_level",
@@ -137,6 +137,21 @@ def test_saved_search_shows_the_ai_columns_newest_first() -> None:
     assert source["indexRefName"] == "kibanaSavedObjectMeta.searchSourceJSON.index"
     assert data_view_of(search) == ALERTS_VIEW
     assert set(attributes["columns"]) <= set(MAPPED[ALERTS_VIEW])
+
+
+def test_group_search_lists_one_row_per_group_assessment() -> None:
+    search = BY_KEY[("search", "lme-enrich-ai-incident-groups")]
+    attributes = search["attributes"]
+    assert data_view_of(search) == HISTORY_VIEW, "the history index holds one record per group assessment"
+    assert attributes["columns"][0] == "group.size" and set(attributes["columns"]) <= set(MAPPED[HISTORY_VIEW])
+    source = json.loads(attributes["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    assert _kql_fields(source["query"]["query"]) <= set(MAPPED[HISTORY_VIEW])
+
+
+def test_alert_data_view_labels_the_group_and_fact_card_fields() -> None:
+    attrs = json.loads(BY_KEY[("index-pattern", ALERTS_VIEW)]["attributes"]["fieldAttrs"])
+    for name in ("facts", "group.id", "group.size", "group.first_seen", "group.last_seen"):
+        assert attrs[fields.field(name)]["customLabel"].startswith("AI")
 
 
 def _kql_fields(query: str) -> set[str]:
@@ -165,14 +180,14 @@ def test_every_visualization_aggregates_mapped_aggregatable_fields() -> None:
                 assert agg["params"]["sortField"] in mapped
 
 
-def test_dashboard_has_the_five_views_and_the_saved_search() -> None:
+def test_dashboard_has_the_six_views_and_the_two_saved_searches() -> None:
     (dashboard,) = of_type("dashboard")
     attributes = dashboard["attributes"]
     assert attributes["title"] == "LME AI enrichment"
     panels = json.loads(attributes["panelsJSON"])
     json.loads(attributes["optionsJSON"])
     refs = {r["name"]: r for r in dashboard["references"] if r["type"] != "tag"}
-    assert len(panels) == len(refs) == 6
+    assert len(panels) == len(refs) == 8
     titles = set()
     for panel in panels:
         assert panel["gridData"]["i"] == panel["panelIndex"]
@@ -180,7 +195,7 @@ def test_dashboard_has_the_five_views_and_the_saved_search() -> None:
         assert ref["type"] == panel["type"]
         titles.add(BY_KEY[(ref["type"], ref["id"])]["attributes"]["title"])
     wanted = ["status", "risk by rule severity", "over time", "duration percentiles", "failures by error",
-              "AI-assessed alerts"]
+              "AI-assessed alerts", "incident groups, largest first", "AI incident groups"]
     for words in wanted:
         assert any(words in title for title in titles), f"no panel about {words!r}: {sorted(titles)}"
 
