@@ -55,10 +55,17 @@ def _es_checks(settings: Settings, es: Elasticsearch) -> Iterator[Check]:
         yield Check("elasticsearch", "fail", f"cannot reach {where}: {exc.message}",
                     "is Elasticsearch running and LME_ENRICH_ES_URL right? (LME: https://lme-elasticsearch:9200)")
         return
-    if not version.startswith("8."):
+    except ApiError as exc:
+        # A cluster without the root endpoint (a proxy in front, or a node without the rest-root module)
+        # still answered: go on with the checks that matter.
+        yield Check("elasticsearch", "warn", f"{where} answers, but not GET / (HTTP {exc.meta.status}): version "
+                    "unknown", "lme-enrich needs Elasticsearch 8.x; check the version in Kibana (Stack Management)")
+        version = ""
+    if version and not version.startswith("8."):
         yield Check("elasticsearch", "fail", f"{where} runs Elasticsearch {version}; lme-enrich needs 8.x")
         return
-    yield Check("elasticsearch", "ok", f"{where} answers, Elasticsearch {version}")
+    if version:
+        yield Check("elasticsearch", "ok", f"{where} answers, Elasticsearch {version}")
 
     try:
         needed = credentials.role_body(settings.alert_index)["indices"]

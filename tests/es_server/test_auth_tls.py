@@ -14,6 +14,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from tests.fakes import tls
 from tests.fakes.process import RunningServer, start_server
 
+# fake_only: the test server's own authentication and TLS (x-pack security, which the Maven-built node lacks).
 pytestmark = pytest.mark.fake_only
 
 USER, PASSWORD = "elastic", "s3cret-pass"

@@ -11,6 +11,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from tests.fakes.process import start_server
 
+# fake_only: the test server's own /_fake/faults controls.
 pytestmark = pytest.mark.fake_only
 
 

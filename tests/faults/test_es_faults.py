@@ -1,4 +1,7 @@
-"""Elasticsearch faults during a run (the test server's /_fake/faults): nothing lost, nothing corrupted."""
+"""Elasticsearch faults during a run: nothing lost, nothing corrupted.
+
+The worker and these checks talk to the session's Elasticsearch (the real node by default) through the fault
+proxy (tests/realstack/es_fault_proxy.py), whose /_fake/faults control API is the test server's."""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from elasticsearch import Elasticsearch
 
 from tests import kibana
 from tests.celery_procs import celery_processes, wait_for
+from tests.es_backends import behind_fault_proxy
 from tests.faults.harness import seed_distinct, start_pipeline
 from tests.integration.conftest import LLMSim
 from tests.invariants import check
 
-pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
+pytestmark = pytest.mark.slow
+
+es_url, es = behind_fault_proxy()
 
 ALERTS = 20
 # Paths the worker uses and the test's own checks (_mget) do not: a fault never blinds the checker.
@@ -51,8 +57,8 @@ class FakeFaults:
 
 
 @pytest.fixture
-def faults(fake_es_url: str) -> Any:
-    control = FakeFaults(fake_es_url)
+def faults(es_url: str) -> Any:
+    control = FakeFaults(es_url)
     control.clear()
     yield control
     control.clear()

@@ -17,7 +17,7 @@ from tests.integration.conftest import LLMSim
 from tests.invariants import check
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 
-pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
+pytestmark = pytest.mark.slow
 
 ATTEMPTS, TASK_RETRIES = 3, 6
 

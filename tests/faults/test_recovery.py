@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from elasticsearch import Elasticsearch
 
 from tests import kibana
 from tests.celery_procs import CeleryProcesses, celery_processes, wait_for
-from tests.fakes import tls
 from tests.faults.harness import seed_distinct, start_pipeline, status_counts
 from tests.faults.redis_server import OwnRedis
-from tests.integration.conftest import LLMSim, start_llm
+from tests.integration.conftest import LLMSim
 from tests.invariants import Ledger, check
 from worker import history, recovery
 from worker.settings import parse_duration
@@ -28,8 +26,10 @@ from worker.settings import parse_duration
 pytestmark = pytest.mark.slow
 
 POLL_INTERVAL = "5s"
-# The instant model assesses what is left of a run well inside this once the pipeline is going again.
-PROCESSING_S = 60.0
+# The instant model assesses what is left of a run well inside this once the pipeline is going again. Real
+# Elasticsearch is the slower store (each assessment is a get, conditional updates and a history record, about
+# 4-5 alerts/s on a loaded 2-CPU machine): 200 alerts need ~45 s of writes beside the recovery itself.
+PROCESSING_S = 120.0
 # What the fault tests set beyond the addresses of the test servers: no lease, retry or timeout override.
 NOT_DEFAULTS = ("LME_ENRICH_CLAIM_LEASE", "LME_ENRICH_RETRY_BACKOFF_MAX", "LME_ENRICH_LLM_READ_TIMEOUT",
                 "LME_ENRICH_LLM_RETRY_WAIT_MAX")
@@ -88,16 +88,6 @@ def test_sigkill_and_restart_during_a_200_alert_run(target: str, *, es: Elastics
     assert_one_write_each(es, ledger)
     print(f"\nRELIABILITY sigkill+restart {target} x{kills} ({alerts} alerts, default lease, seed {SEED}): "
           f"{report.line()}")
-
-
-@pytest.fixture
-def paced_llm(llm_cert: tls.ServerCert, test_ca: tls.TestCA) -> Iterator[LLMSim]:
-    """A model slow enough (about half a second an answer) that a kill lands while alerts are assessed."""
-    server = start_llm(llm_cert, ["--pp-rate", "5000", "--tg-rate", "150", "--slots", "2"])
-    sim = LLMSim(server, test_ca.cert_path)
-    yield sim
-    sim.http.close()
-    server.stop()
 
 
 def test_the_issue_scenario_whole_group_killed_twice_then_a_fresh_worker(

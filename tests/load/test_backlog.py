@@ -23,7 +23,7 @@ from worker.es import make_client
 from worker.settings import load_settings
 from worker.store import AlertStore
 
-pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
+pytestmark = pytest.mark.slow
 
 SEED_CHUNK = 2000
 
@@ -51,12 +51,17 @@ def _rss_kib(pids: list[int]) -> int:
 
 def _poll_query_ms(store: AlertStore, query: dict[str, object], batch: int) -> float:
     """Median time of the poll's search (every page), when it finds nothing new."""
+    # Every alert is claimed in the first poll, but on Elasticsearch a claim is searchable only after the next
+    # refresh (1 s): make them visible, so the query is timed on the state it will see, never on a lag.
+    store.es.indices.refresh(index=store.index_pattern, expand_wildcards="open,hidden")
     times = []
     for _ in range(5):
         started = time.monotonic()
-        found = sum(len(page) for page in store.search_pages(query, selection.SORT, batch))
+        pages = list(store.search_pages(query, selection.SORT, batch))
         times.append((time.monotonic() - started) * 1000)
-        assert found == 0, "the backlog was claimed in the first polls: the poll query must find nothing"
+        found = sum(len(page) for page in pages)
+        assert found == 0, ("the backlog was claimed in the first polls: the poll query must find nothing; found "
+                            f"{found}, e.g. {[(d.id, d.source.get('lme')) for d in pages[0][:3]]}")
     return statistics.median(times)
 
 
@@ -88,10 +93,16 @@ def test_backlog(alerts: int, *, es: Elasticsearch, space: kibana.Space, instant
         start_pipeline(procs, assess_concurrency=4)
         next_mark = 0.0
 
+        claimed_all = False
+
         def progress() -> bool:
-            nonlocal next_mark
+            nonlocal next_mark, claimed_all
             done = ledger.finished()
-            if done and (done >= next_mark * alerts or done == alerts):
+            # The first poll claims page after page while the first pages' alerts are already assessed: the
+            # poll query is timed once every claim is made (a slower store, as real Elasticsearch is, shows it).
+            claimed_all = claimed_all or es.count(index=space.pattern, query={"exists": {"field": "lme.ai.status"}},
+                                                  expand_wildcards="open,hidden")["count"] == alerts
+            if done and claimed_all and (done >= next_mark * alerts or done == alerts):
                 pids = [p.pid for p in procs.procs.values()]
                 pids += [c for p in list(pids) for c in pool_children(p)]
                 samples.append({"done": done, "poll_ms": _poll_query_ms(store, query, settings.batch_size),

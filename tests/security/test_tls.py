@@ -16,6 +16,7 @@ from tests.fakes import tls
 from tests.fakes.process import RunningServer, start_server
 from tests.integration.conftest import LLM_KEY, start_llm
 
+# fake_only: Elasticsearch must serve HTTPS (x-pack security, not on Maven Central): a test server of its own.
 pytestmark = pytest.mark.fake_only
 
 
