@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,14 @@ def test_demo_profile_is_a_complete_stack() -> None:
     assert {"elasticsearch", "kibana", "llama-cpp", "litellm", "demo-model", "demo-seed"} <= demo
     assert services["elasticsearch"]["image"].endswith("elasticsearch:8.18.8}")
     assert services["kibana"]["image"].endswith("kibana:8.18.8}")
+    # Moving upstream tags would change the demo under us: pinned to a build / the version the tests run.
+    assert services["llama-cpp"]["image"].endswith("llama.cpp:server-b11434}")
+    litellm_version = tomllib.loads((ROOT / "tests/realstack/llm_pins.toml").read_text())["litellm"]["version"]
+    assert services["litellm"]["image"].endswith(f"litellm:v{litellm_version}}}")
+    for name, spec in services.items():
+        tag = spec["image"].rstrip("}").rsplit(":", 1)[-1]
+        if name not in APP_SERVICES and "lme-enrich" not in spec["image"]:
+            assert tag not in {"latest", "main-stable", "main-latest", "server", "stable"}, f"{name}: {tag}"
     assert services["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
     assert services["elasticsearch"]["environment"]["xpack.security.http.ssl.enabled"] == "true"
     # The demo answers to LME's names, so the workers' defaults work unchanged.

@@ -13,7 +13,7 @@ from tests.faults.harness import seed_distinct, start_pipeline
 from tests.integration.conftest import LLMSim
 from tests.invariants import check
 
-pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
+pytestmark = pytest.mark.slow
 
 ALERTS = 10
 MODEL = "lfm2.5-1.2b-instruct"

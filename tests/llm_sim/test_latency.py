@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.fakes.llm import count_prompt_tokens, expected_answer
+from tests.fakes.llm.server import LITELLM_RETRY_WAIT
 from tests.llm_sim.conftest import AUTH, MODEL, StartSim, post_chat, requests_log, stats, wait_until
 from tests.llm_sim.test_unit_answers import schema_format
 
@@ -135,7 +136,8 @@ def test_body_timeout_with_default_retries_takes_three_attempts(start_sim: Start
     url = start_sim(*RATES, "--slots", "1").url
     response, elapsed = timed(url, request("alpha", 50, 300, timeout=0.2))  # 1.5 s of generation
     assert response.status_code == 408
-    assert 0.6 <= elapsed < 0.9
+    # Three attempts of 0.2 s, and LiteLLM waits ~2.25 s before each retry (measured on the real chain).
+    assert 0.6 + 2 * LITELLM_RETRY_WAIT <= elapsed < 0.9 + 2 * LITELLM_RETRY_WAIT
     assert requests_log(url)[0]["attempts"] == 3
 
 
@@ -147,7 +149,8 @@ def test_retry_after_timeout_succeeds_thanks_to_the_prompt_cache(start_sim: Star
     record = requests_log(url)[0]
     assert record["attempts"] == 2
     assert record["cached_tokens"] >= 250  # the cancelled attempt's prompt work was kept
-    assert elapsed < 0.3 + formula(body) * 0.8  # a retry from scratch would need 0.3 + 1.0x
+    # A retry from scratch would need 0.3 + 1.0x; LiteLLM waits LITELLM_RETRY_WAIT before it either way.
+    assert elapsed < LITELLM_RETRY_WAIT + 0.3 + formula(body) * 0.8
 
 
 def test_streaming_is_paced_by_the_generation_rate(start_sim: StartSim) -> None:

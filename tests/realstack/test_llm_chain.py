@@ -1,17 +1,14 @@
 """The real LLM chain (llama-server behind LiteLLM 1.82.6, LME's config shape) answers as our simulator assumes.
 
-Needs ``python -m tests.realstack.llm --prepare-only`` first (build + downloads, install time only); skipped
-when that was not done, unless ``LME_REAL_LLM_REQUIRED=1``, which turns the skip into a failure (for CI).
+The chain fixture (tests/realstack/conftest.py) starts it once for every real_llm test; it needs
+``python -m tests.realstack.llm --prepare-only`` first, and is skipped when that was not done, unless
+``LME_REAL_LLM_REQUIRED=1``, which turns the skip into a failure (for CI).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +18,11 @@ import jsonschema
 import pytest
 
 from tests.fakes import tls
-from tests.fakes.process import ROOT, RunningServer, start_server
+from tests.realstack.conftest import CHAIN_KEY as API_KEY
+from tests.realstack.conftest import CHAIN_MODEL as MODEL
+from tests.realstack.conftest import RealChain
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.timeout(600)]
-
-MODULE = "tests.realstack.llm"
-API_KEY = "sk-lme-enrich-real-chain-test"
-MODEL = "lfm2.5-1.2b-instruct"  # LME's alias, routed by LiteLLM to our llama-server
-# A prepared chain starts in ~10-20 s (LiteLLM's imports dominate); leave room for a loaded CI machine.
-START_TIMEOUT = 240.0
 
 ASSESSMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -48,25 +41,7 @@ def ca_context(ca: tls.TestCA) -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="module")
-def chain(test_ca: tls.TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    check = subprocess.run([sys.executable, "-m", MODULE, "--check-prepared"], cwd=ROOT,
-                           capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        message = check.stderr.strip() or "the real LLM chain is not prepared"
-        if os.environ.get("LME_REAL_LLM_REQUIRED") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    cert_dir = tmp_path_factory.mktemp("llm-chain-certs")
-    shutil.copy(test_ca.cert_path, cert_dir / "ca.crt")
-    test_ca.issue(cert_dir, "litellm", ("localhost", "127.0.0.1"))
-    server = start_server(MODULE, ["--api-key", API_KEY, "--cert-dir", str(cert_dir), "--no-prepare"],
-                          timeout=START_TIMEOUT)
-    yield server
-    assert server.stop(timeout=20) == 0
-
-
-@pytest.fixture(scope="module")
-def client(chain: RunningServer, test_ca: tls.TestCA) -> Iterator[httpx.Client]:
+def client(chain: RealChain, test_ca: tls.TestCA) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=chain.url, verify=ca_context(test_ca), timeout=120, trust_env=False,
                       headers={"Authorization": f"Bearer {API_KEY}"}) as c:
         yield c
@@ -91,7 +66,7 @@ def test_json_schema_answer_is_schema_valid(client: httpx.Client) -> None:
     assert data["usage"]["completion_tokens"] > 0
 
 
-def test_tls_is_verified_against_the_ca(chain: RunningServer, test_ca: tls.TestCA, tmp_path: Path) -> None:
+def test_tls_is_verified_against_the_ca(chain: RealChain, test_ca: tls.TestCA, tmp_path: Path) -> None:
     with httpx.Client(verify=ca_context(test_ca), trust_env=False) as ok:
         assert ok.get(f"{chain.url}/health/liveliness").status_code == 200
     other = tls.TestCA.create(tmp_path / "other-ca")
@@ -101,14 +76,14 @@ def test_tls_is_verified_against_the_ca(chain: RunningServer, test_ca: tls.TestC
         system_cas.get(f"{chain.url}/health/liveliness")
 
 
-def test_wrong_key_is_400_no_db_connection(chain: RunningServer, client: httpx.Client) -> None:
+def test_wrong_key_is_400_no_db_connection(chain: RealChain, client: httpx.Client) -> None:
     r = client.post("/v1/chat/completions", headers={"Authorization": "Bearer sk-not-the-master-key"},
                     json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["type"] == "no_db_connection"
 
 
-def test_no_key_is_401(chain: RunningServer, test_ca: tls.TestCA) -> None:
+def test_no_key_is_401(chain: RealChain, test_ca: tls.TestCA) -> None:
     with httpx.Client(verify=ca_context(test_ca), trust_env=False) as anon:
         r = anon.post(f"{chain.url}/v1/chat/completions",
                       json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})

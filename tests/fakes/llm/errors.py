@@ -1,4 +1,8 @@
-"""LiteLLM 1.82 proxy error responses, with the bodies LME's proxy returns."""
+"""LiteLLM 1.82 proxy error responses, with the bodies LME's proxy returns.
+
+Checked against the real chain (LiteLLM 1.82.6 in front of llama-server) by
+``tests/realstack/test_llm_differential.py``.
+"""
 
 from __future__ import annotations
 
@@ -43,42 +47,43 @@ def no_db_connection() -> ProxyError:
 
 
 def invalid_model(model: str) -> ProxyError:
-    return ProxyError(
-        400,
-        f"/chat/completions: Invalid model name passed in model={model}. "
-        "Call `/v1/models` to view available models for your key.",
-        "None", "None",
-    )
+    # LiteLLM 1.82.6 puts the str() of its own {'error': ...} dict in the message (measured).
+    text = (f"/chat/completions: Invalid model name passed in model={model}. "
+            "Call `/v1/models` to view available models for your key.")
+    return ProxyError(400, str({"error": text}), "None", "None")
 
 
 def bad_request(detail: str) -> ProxyError:
     return ProxyError(400, detail, "None", "None")
 
 
-def context_exceeded(prompt_tokens: int, n_ctx: int) -> ProxyError:
+def _model_group(model: str) -> str:
+    return f"Received Model Group={model}\nAvailable Model Group Fallbacks=None"
+
+
+def context_exceeded(prompt_tokens: int, n_ctx: int, model: str) -> ProxyError:
     return ProxyError(
         400,
         f"litellm.BadRequestError: OpenAIException - request ({prompt_tokens} tokens) exceeds the "
-        f"available context size ({n_ctx} tokens), try increasing it",
+        f"available context size ({n_ctx} tokens), try increasing it. {_model_group(model)}",
     )
 
 
 def backend_down(model: str) -> ProxyError:
+    # The same message whatever num_retries was (no "LiteLLM Retried" suffix: measured with 0, 1 and 2).
     return ProxyError(
         500,
-        "litellm.InternalServerError: InternalServerError: OpenAIException - Connection error.. "
-        f"Received Model Group={model}\nAvailable Model Group Fallbacks=None "
-        "LiteLLM Retried: 2 times, LiteLLM Max Retries: 2",
+        f"litellm.InternalServerError: InternalServerError: OpenAIException - Connection error.. {_model_group(model)}",
     )
 
 
-def request_timeout(model: str, timeout: float, taken: float, retries: int) -> ProxyError:
+def request_timeout(model: str, timeout: float, taken: float) -> ProxyError:
+    """``taken``: the last attempt's seconds (not the whole request's), as LiteLLM reports it."""
     return ProxyError(
         408,
         "litellm.Timeout: APITimeoutError - Request timed out. Error_str: Request timed out. "
-        f"- timeout value={timeout}, time taken={taken:.2f} seconds\n"
-        f"Received Model Group={model}\nAvailable Model Group Fallbacks=None "
-        f"LiteLLM Retried: {retries} times, LiteLLM Max Retries: {retries}",
+        f"- timeout value={timeout}, time taken={round(taken, 2)} seconds\n\n"
+        f"Deployment Info: request_timeout: None\ntimeout: None. {_model_group(model)}",
     )
 
 

@@ -33,6 +33,9 @@ log = logging.getLogger("llm-sim")
 
 LITELLM_VERSION = "1.82.6"
 HEALTH_CHECK_MESSAGES = [{"role": "user", "content": "test from litellm"}]
+# LiteLLM waits this long before each of its own retries (a refused connection or a body timeout), measured
+# on 1.82.6: 1 retry adds ~2.2 s, 2 retries ~4.5 s (BACKEND_DOWN_DELAY).
+LITELLM_RETRY_WAIT = BACKEND_DOWN_DELAY / 2
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 MODELS_PATHS = frozenset({"/v1/models", "/models"})
 
@@ -41,12 +44,16 @@ MODELS_PATHS = frozenset({"/v1/models", "/models"})
 class SimConfig:
     api_key: str = "sk-lme-llama-proxy"
     models: list[str] = field(default_factory=lambda: ["lfm2.5-1.2b-instruct"])
-    pp_rate: float = 150.0
-    tg_rate: float = 30.0
+    # Calibrated on the real chain (python -m bench.calibrate, BENCHMARKS.md "Calibration"): medians over the
+    # product's own prompts, SmolLM2-135M Q4_1 in llama-server, 2 threads, 2-core Xeon. pp_rate is in this
+    # simulator's tokens (tests.fakes.llm.tokens) per second of real prompt time; tg_rate includes llama.cpp's
+    # grammar-constrained sampling of the JSON schema; overhead is LiteLLM 1.82.6's own time per request.
+    pp_rate: float = 171.0
+    tg_rate: float = 46.0
     slots: int = 4
     ctx: int = 16384
     n_batch: int = 2048
-    overhead: float = 0.012
+    overhead: float = 0.027
     instant: bool = False
     seed: int = 0
     access_log: bool = False
@@ -310,12 +317,15 @@ class Handler(BaseHTTPRequestHandler):
         if kind in ("500", "502", "503"):
             raise errors.upstream_status(request.model, int(kind or 0))
         if rule is not None and kind == "backend_down":
-            self.sim.pause(BACKEND_DOWN_DELAY if rule.delay is None else rule.delay)
+            # LiteLLM's own retries of the refused connection take the time (measured: 0.1 s with
+            # num_retries 0, as lme-enrich sends; ~2.2 s with 1; ~4.5 s with LiteLLM's default 2).
+            retried = LITELLM_RETRY_WAIT * request.num_retries
+            self.sim.pause(retried if rule.delay is None else rule.delay)
             raise errors.backend_down(request.model)
         prompt = prompt_tokens(request.messages)
         record.prompt_tokens = len(prompt)
         if len(prompt) > config.n_ctx_slot:
-            raise errors.context_exceeded(len(prompt), config.n_ctx_slot)
+            raise errors.context_exceeded(len(prompt), config.n_ctx_slot, request.model)
         answer = chat.apply_fault(
             expected_answer(body, n_ctx=config.n_ctx_slot, sim_seed=config.seed), kind
         )
@@ -355,9 +365,12 @@ class Handler(BaseHTTPRequestHandler):
              completion_tokens: int, kind: str | None) -> Job:
         """Submit to the CPU; with a body ``timeout`` LiteLLM cancels and retries each attempt."""
         engine = self.sim.engine
-        started = time.monotonic()
         attempts = 1 if request.timeout is None else 1 + request.num_retries
-        for _ in range(attempts):
+        started = time.monotonic()
+        for attempt in range(attempts):
+            if attempt:
+                self.sim.pause(LITELLM_RETRY_WAIT)
+            started = time.monotonic()  # LiteLLM's message reports the last attempt's time
             job = Job(prompt, completion_tokens, hold=kind == "hang",
                       tg_scale=10.0 if kind == "slow_stream" else 1.0)
             record.attempts += 1
@@ -378,8 +391,7 @@ class Handler(BaseHTTPRequestHandler):
             engine.cancel(job)
             self._note_job(record, job)
             record.cancelled = True
-        taken = time.monotonic() - started
-        raise errors.request_timeout(request.model, request.timeout or 0.0, taken, request.num_retries)
+        raise errors.request_timeout(request.model, request.timeout or 0.0, time.monotonic() - started)
 
     @staticmethod
     def _note_job(record: Record, job: Job) -> None:
@@ -430,7 +442,7 @@ class Handler(BaseHTTPRequestHandler):
                         return
             final = [] if kind == "empty_choices" else [chat.finish_choice(answer.finish_reason)]
             self._sse(chat.chunk(cid, created, model, final))
-            self._sse(chat.chunk(cid, created, model, [], {"usage": chat.usage(answer)}))
+            self._sse(chat.chunk(cid, created, model, [], {"usage": chat.usage(answer, job.cached_tokens)}))
             self._sse("[DONE]")
             self._write_chunk(b"")
         except OSError:

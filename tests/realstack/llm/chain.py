@@ -1,4 +1,9 @@
-"""Start llama-server, then a LiteLLM proxy in front of it over HTTPS, and keep both up until SIGTERM."""
+"""Start llama-server, then a LiteLLM proxy in front of it over HTTPS, and keep both up until SIGTERM.
+
+Controls for tests (signals to the launcher): SIGUSR1 stops llama-server and leaves the proxy up (the model
+server is down behind a live LiteLLM); SIGUSR2 starts it again on the same port. ``chain.json`` in the run
+directory says which: ``backend`` is ``up`` or ``down``, with both servers' pids.
+"""
 
 from __future__ import annotations
 
@@ -118,6 +123,7 @@ class Chain:
         self.llama_url = ""
         self.url = ""
         self.timings: dict[str, float] = {}
+        self.backend_down = False  # llama-server stopped on purpose (SIGUSR1), the proxy left up
         self._logs: list[IO[bytes]] = []
 
     # -- processes -------------------------------------------------------------------------------------
@@ -201,13 +207,55 @@ class Chain:
         self.timings["proxy_ready_s"] = time.monotonic() - t1
         log(f"litellm ready on {self.url} after {self.timings['proxy_ready_s']:.2f} s "
             f"(logs and config in {self.run_dir})")
-        (self.run_dir / "chain.json").write_text(json.dumps(
-            {"url": self.url, "llama_url": self.llama_url, "ca": str(ca_file), "pid": os.getpid(), **self.timings},
-            indent=2) + "\n")
+        self.write_state()
         return self.url
+
+    def write_state(self) -> None:
+        """``chain.json``: where the servers are, their pids, whether llama-server is up; replaced atomically."""
+        state = {"url": self.url, "llama_url": self.llama_url, "ca": str(self.opts.cert_dir / "ca.crt"),
+                 "pid": os.getpid(), "llama_pid": self.llama.pid if self.llama else None,
+                 "proxy_pid": self.proxy.pid if self.proxy else None,
+                 "backend": "down" if self.backend_down else "up", **self.timings}
+        tmp = self.run_dir / "chain.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.run_dir / "chain.json")
+
+    def _llama_healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.llama_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop_backend(self) -> None:
+        """Stop llama-server, leave LiteLLM up: what a client meets when LME's model server is down."""
+        if self.llama is not None and self.llama.poll() is None:
+            self.llama.terminate()
+            try:
+                self.llama.wait(10)
+            except subprocess.TimeoutExpired:
+                self.llama.kill()
+                self.llama.wait()
+        self.backend_down = True
+        log("llama-server stopped on request; the proxy stays up")
+        self.write_state()
+
+    def start_backend(self) -> None:
+        """Start llama-server again, same command and port, after :meth:`stop_backend`."""
+        if self.llama is None or not self.backend_down:
+            return
+        command = self.llama.args  # what start() ran: a list
+        assert isinstance(command, list)
+        self.llama = self._spawn("llama-server", [str(arg) for arg in command])
+        self._wait_until("llama-server", self.llama, time.monotonic() + self.opts.start_timeout,
+                         self._llama_healthy)
+        self.backend_down = False
+        log("llama-server started again on request")
+        self.write_state()
 
     def dead(self) -> str | None:
         for name, proc in (("llama-server", self.llama), ("litellm", self.proxy)):
+            if name == "llama-server" and self.backend_down:
+                continue
             if proc is not None and proc.poll() is not None:
                 return f"{name} exited with {proc.returncode}"
         return None
@@ -243,12 +291,18 @@ def serve(opts: ChainOptions) -> int:
     parent = os.getppid()
     die_with_parent()
     stop = threading.Event()
+    backend_requests: list[int] = []  # SIGUSR1 (stop llama-server) / SIGUSR2 (start it), in order
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    def on_backend_signal(signum: int, frame: FrameType | None) -> None:
+        backend_requests.append(signum)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_backend_signal)
+    signal.signal(signal.SIGUSR2, on_backend_signal)
     chain = Chain(opts, stop)
     try:
         try:
@@ -259,7 +313,16 @@ def serve(opts: ChainOptions) -> int:
                 print(chain.log_tails(), file=sys.stderr, flush=True)
             return 1
         print(f"listening on {url}", flush=True)
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
+            while backend_requests:
+                try:
+                    if backend_requests.pop(0) == signal.SIGUSR1:
+                        chain.stop_backend()
+                    else:
+                        chain.start_backend()
+                except (ChainError, OSError) as exc:
+                    log(f"llama-server control failed: {exc}")
+                    return 1
             if reason := chain.dead():
                 log(reason + ": stopping")
                 if not opts.verbose:
