@@ -8,6 +8,7 @@ file, so a benchmark's own output stays readable.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import selectors
@@ -35,6 +36,7 @@ from tests import kibana
 from tests.celery_procs import wait_for as poll_until
 from tests.fakes.llm.server import SimConfig
 from tests.fakes.tls import TestCA
+from tests.realstack import elasticsearch as es_node
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM_KEY = "sk-bench-key"
@@ -209,10 +211,16 @@ class Pipeline:
 
 @dataclass
 class Stack:
-    """ES test server, LLM simulator (HTTPS, LME's kind of certificate), Redis DB, and pipelines on them."""
+    """Elasticsearch (the real 8.18.8 node, or our test server), LLM simulator (HTTPS, LME's kind of
+    certificate), Redis DB, and pipelines on them."""
 
     rates: Rates
     workdir: Path
+    es_mode: str = "real"
+    llm_mode: str = "sim"  # "real": the real chain of tests.realstack.llm instead of the simulator (bench.realllm)
+    llm_niceness: int | None = None  # real chain only: its processes' niceness (bench.realllm.start)
+    real_llm: Any = None  # the started bench.realllm.RealChain
+    real_llm_offset: int = 0  # where sim_clear() left llama-server's log
     redis_url: str = field(default_factory=lambda: os.environ.get("LME_ENRICH_REDIS_URL", DEFAULT_REDIS))
     es_url: str = ""
     llm_url: str = ""
@@ -227,12 +235,20 @@ class Stack:
         ca = TestCA.create(self.workdir / "ca")
         cert = ca.issue(self.workdir / "llm-cert", "lme-litellm", ("localhost", "127.0.0.1"))
         self.ca_path = ca.cert_path
-        es_child, self.es_url = start_server("elasticsearch", "tests.fakes.elasticsearch", [], self.workdir)
+        es_child, self.es_url = start_elasticsearch(self.es_mode, self.workdir)
         self.servers["elasticsearch"] = es_child
-        llm_child, self.llm_url = start_server(
-            "llm", "tests.fakes.llm",
-            ["--api-key", LLM_KEY, "--tls-cert", str(cert.cert), "--tls-key", str(cert.key), *self.rates.flags()],
-            self.workdir)
+        if self.llm_mode == "real":
+            from bench import realllm  # noqa: PLC0415 - realllm builds on this module
+
+            self.real_llm = realllm.start(self.workdir, LLM_KEY, parallel=self.rates.slots,
+                                          niceness=self.llm_niceness)
+            llm_child, self.llm_url, self.ca_path = self.real_llm.child, self.real_llm.url, self.real_llm.ca
+        else:
+            llm_child, self.llm_url = start_server(
+                "llm", "tests.fakes.llm",
+                ["--api-key", LLM_KEY, "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+                 *self.rates.flags()],
+                self.workdir)
         self.servers["llm"] = llm_child
         self.es = Elasticsearch(self.es_url, request_timeout=120)
         self.sim = httpx.Client(base_url=self.llm_url, timeout=60,
@@ -290,14 +306,28 @@ class Stack:
                             verify=ssl.create_default_context(cafile=str(self.ca_path)))
 
     # -- the simulator's own accounting ------------------------------------------------------------------
+    # (with the real chain: llama-server's own timings, read from its log by bench.realllm)
     def sim_stats(self) -> dict[str, Any]:
+        if self.real_llm is not None:
+            from bench import realllm  # noqa: PLC0415
+
+            return {"cpu_busy_seconds": realllm.busy_seconds(self.real_llm)}
         data: dict[str, Any] = self.llm.get("/_sim/stats").json()
         return data
 
     def sim_clear(self) -> None:
+        if self.real_llm is not None:
+            from bench import realllm  # noqa: PLC0415
+
+            self.real_llm_offset = realllm.log_size(self.real_llm)
+            return
         self.llm.delete("/_sim/requests").raise_for_status()
 
     def chat_requests(self) -> list[dict[str, Any]]:
+        if self.real_llm is not None:
+            from bench import realllm  # noqa: PLC0415
+
+            return realllm.requests_since(self.real_llm, self.real_llm_offset)
         records = self.llm.get("/_sim/requests").json()["requests"]
         return [r for r in records if "chat/completions" in str(r.get("path", ""))]
 
@@ -346,8 +376,32 @@ class Stack:
             child.stop()
 
 
+ES_MODES = ("real", "server")
+REAL_NODE_START_S = 180.0
+
+
+def add_es_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--es", choices=ES_MODES, default="real",
+                   help="Elasticsearch to run on: the real 8.18.8 node built from Maven Central (default; "
+                        "Java 17+ and Maven) or our test server")
+
+
+def start_elasticsearch(mode: str, workdir: Path) -> tuple[Child, str]:
+    if mode == "server":
+        return start_server("elasticsearch", "tests.fakes.elasticsearch", [], workdir)
+    if mode != "real":
+        raise BenchError(f"--es must be one of {ES_MODES}, not {mode!r}")
+    try:
+        es_node.verify_pins(es_node.ensure_dist())  # the Maven build (first run only) is not start-up time
+    except es_node.NodeError as exc:
+        raise BenchError(f"the real Elasticsearch node: {exc}") from exc
+    return start_server("elasticsearch", "tests.realstack.elasticsearch",
+                        ["--start-timeout", str(REAL_NODE_START_S)], workdir, timeout=REAL_NODE_START_S + 10)
+
+
 @contextmanager
-def stack(rates: Rates, keep: Path | None = None) -> Iterator[Stack]:
+def stack(rates: Rates, keep: Path | None = None, es_mode: str = "real", *, llm_mode: str = "sim",
+          llm_niceness: int | None = None) -> Iterator[Stack]:
     """A started :class:`Stack` in a fresh work directory (kept at ``keep`` when given), always stopped."""
     with ExitStack() as cleanup:
         if keep is None:
@@ -355,7 +409,7 @@ def stack(rates: Rates, keep: Path | None = None) -> Iterator[Stack]:
         else:
             keep.mkdir(parents=True, exist_ok=True)
             workdir = keep
-        running = Stack(rates, workdir)
+        running = Stack(rates, workdir, es_mode, llm_mode=llm_mode, llm_niceness=llm_niceness)
         cleanup.callback(running.stop)
         running.start()
         yield running

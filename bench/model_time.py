@@ -17,7 +17,7 @@ import httpx
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.llm.latency import duration_alone
 from tests.fakes.llm.tokens import common_prefix, prompt_tokens
-from worker import fingerprint, prompt
+from worker import fingerprint, group_prompt, grouping, prompt
 from worker.llm import LLMClient
 from worker.settings import Settings
 
@@ -84,3 +84,59 @@ def physical_limit(settings: Settings, sources: Sequence[dict[str, Any]], *, pp_
     seconds = sequential_seconds(calls, pp_rate, tg_rate)
     total = sum(seconds)
     return Limit(len(first), total / slots, total / len(seconds) if seconds else 0.0)
+
+
+def incident_groups(sources: Sequence[dict[str, Any]], window_s: float) -> list[list[dict[str, Any]]]:
+    """The incident groups ``sources`` form when claimed in this order, as ``worker.grouping``'s script forms
+    them: an alert joins its key's open group when its start is within ``window_s`` of the group's span, else
+    opens a new one. Alerts without a key or a start time (or with grouping off) are groups of one."""
+    groups: list[list[dict[str, Any]]] = []
+    open_: dict[str, tuple[int, float, float]] = {}  # key -> (index in groups, first, last)
+    for source in sources:
+        key, start = grouping.key_of(source), grouping.start_of(source)
+        if window_s <= 0 or key is None or start is None:
+            groups.append([source])
+            continue
+        found = open_.get(key)
+        if found is not None and found[1] - window_s <= start <= found[2] + window_s:
+            index, first, last = found
+            groups[index].append(source)
+            open_[key] = (index, min(first, start), max(last, start))
+        else:
+            open_[key] = (len(groups), start, start)
+            groups.append([source])
+    return groups
+
+
+@dataclass(frozen=True)
+class GroupLimit:
+    groups: int  # incident groups, groups of one included
+    multi: int  # groups of two or more alerts (answered with a group prompt)
+    calls: int  # one per group of two or more, one per distinct fingerprint among the alerts alone
+    seconds: float  # model time of those calls, divided by slots
+    mean_call_s: float
+    group_prompt_tokens_mean: float | None  # tokens of a group prompt (all members, up to MAX_MEMBERS)
+
+
+def group_limit(settings: Settings, sources: Sequence[dict[str, Any]], window_s: float, *, pp_rate: float,
+                tg_rate: float, slots: int, n_ctx: int) -> GroupLimit:
+    """The physical limit with incident groups: one model call per group (its group prompt on all members),
+    and for alerts alone one call per distinct fingerprint (the cache answers the rest)."""
+    groups = incident_groups(sources, window_s)
+    bodies: list[dict[str, Any]] = []
+    alone: set[str] = set()
+    group_tokens: list[int] = []
+    for members in groups:
+        if len(members) > 1:
+            facts = group_prompt.facts_of(members, len(members))
+            body = worker_body(settings, group_prompt.build(members[:group_prompt.MAX_MEMBERS], facts).messages)
+            group_tokens.append(len(prompt_tokens(body.get("messages") or [])))
+            bodies.append(body)
+        elif (fp := fingerprint_of(settings, members[0])) not in alone:
+            alone.add(fp)
+            bodies.append(worker_body(settings, prompt.build(members[0]).messages))
+    seconds = sequential_seconds([call(b, n_ctx) for b in bodies], pp_rate, tg_rate)
+    total = sum(seconds)
+    return GroupLimit(len(groups), sum(1 for g in groups if len(g) > 1), len(bodies), total / slots,
+                      total / len(seconds) if seconds else 0.0,
+                      sum(group_tokens) / len(group_tokens) if group_tokens else None)

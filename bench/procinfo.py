@@ -71,6 +71,33 @@ def rss_bytes(root: int, kids: dict[int, list[int]] | None = None) -> int:
     return total
 
 
+def pss_bytes(root: int, kids: dict[int, list[int]] | None = None) -> int:
+    """Proportional set size of a tree: pages shared by forked pool processes counted once, not per process
+    as in :func:`rss_bytes` (from /proc/PID/smaps_rollup; 0 where the kernel does not offer it)."""
+    total = 0
+    for pid in tree(root, kids):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+                break
+    return total
+
+
+def memory_mib(roots: dict[str, int]) -> dict[str, object]:
+    """RSS and PSS (MiB) of named process trees now, per tree and in total, with each tree's process count."""
+    kids = children_map()
+    mib = 1024 * 1024
+    rss = {name: rss_bytes(pid, kids) for name, pid in roots.items()}
+    pss = {name: pss_bytes(pid, kids) for name, pid in roots.items()}
+    return {"rss_mib": round(sum(rss.values()) / mib, 1), "pss_mib": round(sum(pss.values()) / mib, 1),
+            "by_process": {name: {"rss_mib": round(rss[name] / mib, 1), "pss_mib": round(pss[name] / mib, 1),
+                                  "processes": len(tree(pid, kids))} for name, pid in roots.items()}}
+
+
 def own_cpu_seconds() -> float:
     """This process's CPU (all threads)."""
     usage = os.times()

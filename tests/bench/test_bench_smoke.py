@@ -96,6 +96,17 @@ def test_storm_smoke_enriches_every_alert_and_reports_the_keys(bench_redis: str)
     # The simulator's busy time is what the model did: never less than the calls made need.
     assert result["model_busy_s"] > 0
     assert result["worker_rss"]["samples"] > 0 and result["worker_rss"]["peak_mib"] > 10
+    # Grouping on and off in the same run (the default --grouping both); the limit is one call per group.
+    runs = result["grouping_runs"]
+    assert set(runs) == {"on", "off"} and result["grouping"] == "on"
+    for row in runs.values():
+        assert row["done"] == in_scope and row["failed"] == 0
+        assert row["speedup"] == pytest.approx(result["baseline_makespan_s"] / row["makespan_s"], rel=0.02,
+                                               abs=0.002), row
+        assert row["critical"]["n"] == 2
+    assert runs["on"]["limit_s"] == result["group_limit"]["limit_s"] == result["limit_s"]
+    assert runs["off"]["limit_s"] == result["fingerprint_limit_s"]
+    assert 0 < result["group_limit"]["calls"] <= result["group_limit"]["groups"] <= in_scope
 
 
 @pytest.mark.slow
@@ -103,6 +114,7 @@ def test_overhead_smoke_measures_throughput_cpu_and_memory(bench_redis: str) -> 
     result = run_bench("overhead", bench_redis)
     assert result["alerts"] == 40
     assert result["done"] == 40
+    assert result["coalescing"] is True
     assert result["alerts_per_s"] > 0 and result["baseline_alerts_per_s"] > 0
     cpu = result["cpu_s_per_alert"]
     assert set(cpu) == {"poll", "assess", "beat", "elasticsearch", "llm"}
@@ -110,6 +122,9 @@ def test_overhead_smoke_measures_throughput_cpu_and_memory(bench_redis: str) -> 
     assert cpu["assess"] > 0  # the assess workers did the work
     assert result["baseline_cpu_s_per_alert"]["script"] > 0
     assert result["worker_rss"]["peak_mib"] > 10
+    memory = result["worker_memory_at_end"]
+    assert set(memory["by_process"]) == {"poll", "assess", "beat"}
+    assert 10 < memory["pss_mib"] <= memory["rss_mib"]
 
 
 def _cmdline(pid: int) -> str:
