@@ -18,7 +18,7 @@ from typing import Any
 from worker import alert, facts, fields, fingerprint, grouping, prompt, selection
 from worker.fields import IN_FLIGHT, Status
 from worker.pipeline import now_iso
-from worker.scheduler import GROUP_CACHE, Job, Scheduler
+from worker.scheduler import Job, Scheduler
 from worker.settings import Settings
 from worker.store import AlertStore, Doc
 
@@ -33,7 +33,7 @@ class ClaimContext:
     def last_verdict(self, job: Job) -> dict[str, Any] | None:
         if self.scheduler is None:
             return None
-        found = self.scheduler.cached(GROUP_CACHE + job.group) if job.group else None
+        found = self.scheduler.cached(self.scheduler.group_cache_key(job.group)) if job.group else None
         return found or self.scheduler.cached(job.fingerprint)
 
 

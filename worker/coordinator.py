@@ -26,7 +26,7 @@ from worker.pipeline import (
     update_ours,
     without_tag,
 )
-from worker.scheduler import GROUP_CACHE, Dispatch, Job, Scheduler
+from worker.scheduler import Dispatch, Job, Scheduler
 from worker.store import Doc
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def settle(services: Services, scheduler: Scheduler, job: Job, outcome: Outcome,
     if outcome.result == "done" and outcome.shared is not None:
         remembered = {**outcome.shared, "source_alert": job.alert_id}
         if job.group:
-            scheduler.remember(GROUP_CACHE + job.group, remembered)
+            scheduler.remember(scheduler.group_cache_key(job.group), remembered)
         if not outcome.members:
             # A group's answer describes the burst: it serves later members of that group, never another alert
             # that merely looks the same.

@@ -8,8 +8,9 @@ Redis (assignment is atomic, so racing pollers agree); Elasticsearch keeps each 
 (``lme.ai.group.id``), which is how the assessment finds the members.
 
 A group is assessed again when it has grown enough to change the picture: doubled since its last
-assessment, or grown by half with a value analysts triage on (process, destination) that the last
-assessment did not see. Both need the group to grow geometrically, so re-assessment can never loop.
+assessment with an alert unlike those it saw (another fingerprint), or grown by half with a value analysts
+triage on (process, destination) that the last assessment did not see. Both need the group to grow
+geometrically, so re-assessment can never loop; more copies of what was seen change nothing.
 """
 
 from __future__ import annotations
@@ -121,24 +122,27 @@ class Groups:
         return Group(_text(gid), int(size), float(first), float(last))
 
     # -- re-assessment ------------------------------------------------------------------------------
-    def assessed(self, group_id: str, size: int, values: set[str], ttl_s: int) -> None:
-        """Record what the group's assessment just saw: its size and triage values."""
-        self.redis.set(STATE + group_id, json.dumps({"size": size, "values": sorted(values)}), ex=max(ttl_s, 1))
+    def assessed(self, group_id: str, size: int, values: set[str], ttl_s: int,
+                 fingerprints: set[str] | None = None) -> None:
+        """Record what the group's assessment just saw: its size, triage values and alert fingerprints."""
+        state = {"size": size, "values": sorted(values), "fingerprints": sorted(fingerprints or ())}
+        self.redis.set(STATE + group_id, json.dumps(state), ex=max(ttl_s, 1))
 
-    def needs_new_assessment(self, group_id: str, size_now: int, values: list[str]) -> bool:
+    def needs_new_assessment(self, group_id: str, size_now: int, values: list[str], fingerprint: str = "") -> bool:
         """Whether a group assessed before has grown enough (in size, or in what it shows) to ask again."""
         raw = self.redis.get(STATE + group_id)
         if raw is None:
             return False
         seen = json.loads(raw)
         before = max(int(seen.get("size", 1)), 1)
-        if size_now >= 2 * before:
+        if size_now >= 2 * before and fingerprint not in set(seen.get("fingerprints", [])):
             return True
         return size_now * 2 >= before * 3 and not set(values) <= set(seen.get("values", []))
 
     def regrown(self, job: Job) -> bool:
         """Whether ``job``'s group grew enough, by the time the job joined it, to be assessed again."""
-        return self.needs_new_assessment(job.group, job.group_size, [v for v in job.triage.split(",") if v])
+        return self.needs_new_assessment(job.group, job.group_size, [v for v in job.triage.split(",") if v],
+                                         job.fingerprint)
 
     def size(self, source: dict[str, Any]) -> int | None:
         """How many alerts the open group of ``source``'s key has had (None once it closed)."""

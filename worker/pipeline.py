@@ -217,7 +217,9 @@ class _Run:
         summary = group_prompt.ground(str(result["summary"]), facts, assessment.STORED_SUMMARY_MAX)
         if self.groups is not None:
             values = {v for source in sources for v in grouping.triage_values(source)}
-            self.groups.assessed(self.job.group, facts.size, values, int(self.settings.cache_ttl.total_seconds()))
+            prints = {fingerprint_of(self.llm.model, source, prompt.build(source)) for source in sources}
+            self.groups.assessed(self.job.group, facts.size, values, int(self.settings.cache_ttl.total_seconds()),
+                                 prints)
         group = {"id": self.job.group, "size": facts.size, "first_seen": _iso_epoch(facts.first_seen),
                  "last_seen": _iso_epoch(facts.last_seen)}
         return {**result, "summary": summary, "group": group,

@@ -203,6 +203,12 @@ class Dispatch:
     cached: list[tuple[Job, dict[str, Any]]]
 
 
+def prompt_version() -> str:
+    from worker.prompt import PROMPT_VERSION  # noqa: PLC0415 (the prompt module is heavy; only this needs it)
+
+    return PROMPT_VERSION
+
+
 def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -461,12 +467,16 @@ class Scheduler:
         if job.fresh:
             return None
         if job.group:
-            hit = self.cached(GROUP_CACHE + job.group)
+            hit = self.cached(self.group_cache_key(job.group))
             if hit is not None and (self.regrown is None or not self.regrown(job)):
                 return hit
             if hit is not None:
                 return None  # grown enough: this member leads a new assessment of the group
         return self.cached(job.fingerprint)
+
+    def group_cache_key(self, group_id: str) -> str:
+        """Where a group's assessment is cached: per model and prompt version, as fingerprints are."""
+        return f"{GROUP_CACHE}{self.settings.llm_model}|{prompt_version()}|{group_id}"
 
     def cached(self, fingerprint: str) -> dict[str, Any] | None:
         if not fingerprint or not self.settings.cache_enabled:

@@ -30,7 +30,7 @@ PIT_KEEP_ALIVE = "2m"
 # What a group prompt reads of each member: the extract, the times and who.
 MEMBER_SOURCE = sorted({*prompt.SOURCE_PATHS, "@timestamp", "kibana.alert.original_time", "kibana.alert.start",
                         "host.name", "host.hostname", "user.name", "kibana.alert.rule.uuid",
-                        "kibana.alert.rule.rule_id"})
+                        "kibana.alert.rule.rule_id", "kibana.alert.rule.version", "kibana.alert.rule.revision"})
 # What claiming needs: our fields, tags and severity, and every field of the prompt extract (the poll
 # computes each alert's fingerprint once, from this read).
 HIT_SOURCE = sorted({

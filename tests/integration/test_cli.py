@@ -66,7 +66,8 @@ def test_status_json_agrees_with_what_was_seeded_and_processed(
     # Refreshed first so that history written by earlier tests cannot become visible mid-test.
     es.options(ignore_status=404).indices.refresh(index=history.ALIAS)
     before = json.loads(cli(worker_env, "status", "--json").stdout)["last_hour"]
-    with celery_processes(worker_env, tmp_path) as procs:
+    # One assessment (and history record) per alert, so the figures can be counted: grouping off.
+    with celery_processes({**worker_env, "LME_ENRICH_GROUP_WINDOW": "0"}, tmp_path) as procs:
         start_pipeline(procs)
         wait_for_status(es, space, "done", 12, timeout=120)
         kibana.seed(es, space, docs[12:15], refresh=True)  # three more arrive while we look
@@ -170,6 +171,7 @@ def test_requeued_alerts_go_ahead_of_a_waiting_backlog(
 ) -> None:
     corpus = kibana.eligible(kibana.load_corpus())
     urgent = kibana.variants(corpus, 100, "urgent", kibana__alert__rule__name="Urgent rule")
+    worker_env = {**worker_env, "LME_ENRICH_GROUP_WINDOW": "0"}  # the order of single assessments
     backlog = kibana.variants(corpus, 1000, "backlog", kibana__alert__rule__name="Backlog rule",
                               kibana__alert__severity="low", kibana__alert__risk_score=21)
     kibana.seed(es, space, urgent)

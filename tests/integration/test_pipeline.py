@@ -150,7 +150,8 @@ def test_two_beats_and_two_workers_call_the_model_once_per_alert(
     placed = kibana.seed(es, space, docs)
     seeded = sources(es, placed)
     beat_dirs = [tmp_path / "a", tmp_path / "b"]
-    with celery_processes(worker_env, beat_dirs[0]) as first, celery_processes(worker_env, beat_dirs[1]) as second:
+    env = {**worker_env, "LME_ENRICH_GROUP_WINDOW": "0"}  # one question per alert's own prompt
+    with celery_processes(env, beat_dirs[0]) as first, celery_processes(env, beat_dirs[1]) as second:
         for procs, name in ((first, "one"), (second, "two")):
             procs.worker(f"poll-{name}", queues=(POLL_QUEUE,), concurrency=1)
             procs.worker(f"assess-{name}", queues=(ASSESS_QUEUE,), concurrency=2)
@@ -168,7 +169,8 @@ def test_transient_llm_faults_are_retried_until_it_recovers(
     docs = kibana.eligible(kibana.load_corpus())[:20]
     placed = kibana.seed(es, space, docs)
     llm.fault(kind="500", count=8)
-    with celery_processes(worker_env, tmp_path) as procs:
+    # Calls are matched to each alert's own prompt: grouping off.
+    with celery_processes({**worker_env, "LME_ENRICH_GROUP_WINDOW": "0"}, tmp_path) as procs:
         start_pipeline(procs)
         wait_for(lambda: len(llm.chat_requests()) >= 8, timeout=60, what="the 500s to be served")
         llm.fault(kind="429", rate=0.4, seed=3, retry_after=1)

@@ -61,15 +61,16 @@ def test_grouping_off_assigns_nothing(redis_url: str) -> None:
 
 def test_a_group_is_assessed_again_only_when_it_has_grown_enough(groups: grouping.Groups) -> None:
     seen = set(grouping.triage_values(alert_at(0)))
-    groups.assessed("g1", 4, seen, ttl_s=60)
+    groups.assessed("g1", 4, seen, ttl_s=60, fingerprints={"fp-seen"})
     same = sorted(seen)
-    assert not groups.needs_new_assessment("g1", 5, same)
-    assert groups.needs_new_assessment("g1", 8, same), "doubled"
+    assert not groups.needs_new_assessment("g1", 5, same, "fp-new")
+    assert groups.needs_new_assessment("g1", 8, same, "fp-new"), "doubled, with an alert unlike those seen"
+    assert not groups.needs_new_assessment("g1", 8, same, "fp-seen"), "more copies of what was seen change nothing"
     other = grouping.triage_values(alert_at(0, **{"process.executable": "C:\\tools\\nc.exe"}))
     assert not groups.needs_new_assessment("g1", 5, other), "a new value alone, before the group grew by half"
     assert groups.needs_new_assessment("g1", 6, other), "a new process once the group grew by half"
     assert not groups.needs_new_assessment("never-assessed", 100, same)
-    job = Job("i", "a", "c", group="g1", group_size=8, triage=",".join(same))
+    job = Job("i", "a", "c", fingerprint="fp-new", group="g1", group_size=8, triage=",".join(same))
     assert groups.regrown(job)
 
 
