@@ -129,7 +129,9 @@ def test_kibana_changes_made_during_an_assessment_survive(
     docs = kibana.eligible(kibana.load_corpus())[:2]
     placed = kibana.seed(es, space, docs)
     target = next(iter(placed))
-    with celery_processes({**worker_env, "LME_ENRICH_LLM_URL": slow_llm.url}, tmp_path) as procs:
+    # The target must run itself (in a group it could wait as a follower): grouping off.
+    env = {**worker_env, "LME_ENRICH_LLM_URL": slow_llm.url, "LME_ENRICH_GROUP_WINDOW": "0"}
+    with celery_processes(env, tmp_path) as procs:
         start_pipeline(procs, assess_concurrency=1)
         wait_for(lambda: alert.first(es.get(index=placed[target], id=target)["_source"], "lme.ai.status")
                  == "running", timeout=60, what="the alert to be running")

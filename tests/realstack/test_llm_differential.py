@@ -84,7 +84,10 @@ class Case:
 
 
 def cases() -> dict[str, Case]:
-    made = {f"assess-{n}": Case(product_body(messages=messages)) for n, messages in enumerate(corpus_prompts(3))}
+    # Room for the longest answer the schema allows: the 135M model can fill its strings with hex and digits,
+    # about a token a character, and 400 tokens (the product default) then cut it (finish_reason length).
+    made = {f"assess-{n}": Case(product_body(messages=messages, max_tokens=1024))
+            for n, messages in enumerate(corpus_prompts(3))}
     huge = [{"role": "system", "content": prompt.SYSTEM_PROMPT}, {"role": "user", "content": "lsass " * 5000}]
     made.update({
         "max-tokens": Case(product_body(max_tokens=16)),

@@ -116,6 +116,8 @@ def _run_and_grep(auth_es: RunningServer, keyed_llm: LLMSim, clean_redis: str, t
         "LME_ENRICH_LLM_READ_TIMEOUT": "30s", "LME_ENRICH_LLM_RETRY_WAIT_MAX": "1s",
         "LME_ENRICH_RETRY_BACKOFF_MAX": "2s", "LME_ENRICH_CLAIM_LEASE": "5m", "LME_ENRICH_LLM_ATTEMPTS": "2",
         "LME_ENRICH_TASK_RETRIES": "1", "LME_ENRICH_STATE_DIR": str(tmp_path / "state"),
+        # Two garbage replies, two failures: no group shares a failure with its members.
+        "LME_ENRICH_GROUP_WINDOW": "0",
     }
     keyed_llm.clear()
     keyed_llm.fault(kind="malformed", count=2)  # failures carry error text: it must not carry secrets
