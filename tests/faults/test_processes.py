@@ -15,6 +15,7 @@ from tests.faults.redis_server import OwnRedis
 from tests.faults.test_recovery import deadline, defaults
 from tests.integration.conftest import LLMSim
 from tests.invariants import check
+from worker import recovery
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,8 @@ def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kiba
         own_redis.kill()
         time.sleep(down_s)  # sync-ok: how long Redis stays down is the fault under test
         own_redis.start()
-        ledger.wait_all_final(timeout=deadline())
+        # Redis was away for the outage too: allow one more recovery bound than after a restart.
+        ledger.wait_all_final(timeout=deadline() + recovery.bound(5.0))
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + 2, allow_failed=False)
     print(f"\nRELIABILITY redis restart+down {down_s}s: {report.line()} faults_injected=2")
 
