@@ -25,6 +25,7 @@ import pytest
 from tests.celery_procs import wait_for
 from tests.fakes import tls
 from tests.fakes.process import ROOT, RunningServer, start_server
+from tests.integration.conftest import space  # noqa: F401  (fixture, found by pytest through this name)
 
 MODULE = "tests.realstack.llm"
 CHAIN_KEY = "sk-lme-enrich-real-chain-test"

@@ -176,7 +176,7 @@ def progress(es: Any, pattern: str, total: int, pipeline: subprocess.Popen[bytes
             return
         if time.monotonic() - start > timeout:
             raise DemoError(f"not every alert was assessed within {timeout:.0f} s")
-        time.sleep(5)
+        time.sleep(5)  # sync-ok: how often the progress line is refreshed for the person watching
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +266,6 @@ def main(argv: list[str] | None = None) -> int:
                     "schema); requeueing them as an analyst would: lme-enrich requeue --status failed")
                 subprocess.run([sys.executable, "-m", "worker.cli", "requeue", "--status", "failed"], cwd=ROOT,
                                env={**os.environ, **env}, check=True, timeout=120)
-                time.sleep(1)
                 progress(es, space.pattern, len(docs), pipeline, args.timeout)
             es.indices.refresh(index=space.pattern)
             print()
@@ -279,8 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  .venv/bin/lme-enrich status")
             print("  .venv/bin/lme-enrich requeue --status done    # assess them again")
             say("Ctrl-C stops it all")
-            while pipeline.poll() is None:
-                time.sleep(1)
+            pipeline.wait()  # until Ctrl-C (KeyboardInterrupt below) or lme-enrich run ends by itself
             raise DemoError(f"lme-enrich run exited with {pipeline.returncode}; see {log}")
         except KeyboardInterrupt:
             say("interrupted")

@@ -14,8 +14,7 @@ import copy
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -84,15 +83,6 @@ def real_env(es_url: str, chain: RealChain, redis_url: str, space: kibana.Space,
     env.update(overrides)
     assert "LME_ENRICH_LLM_VERIFY_CERTS" not in env
     return env
-
-
-@pytest.fixture
-def space(es: Elasticsearch) -> Iterator[kibana.Space]:
-    """A fresh Kibana space with its alert template, hidden index and write alias."""
-    ks = kibana.Space("t" + uuid.uuid4().hex[:10])
-    kibana.install(es, ks)
-    yield ks
-    kibana.uninstall(es, ks)
 
 
 @pytest.fixture

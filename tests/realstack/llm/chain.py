@@ -150,7 +150,7 @@ class Chain:
                 return
             if time.monotonic() > deadline:
                 raise ChainError(f"{what} was not ready within {self.opts.start_timeout:.0f} s")
-            time.sleep(0.2)
+            self.stopping.wait(0.2)  # the poll interval of a deadline-bounded wait; a stop signal ends it at once
 
     def start(self) -> str:
         o = self.opts
