@@ -138,8 +138,12 @@ def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: 
     report.found += len(page)
     stamp, now = now_iso(), time.time()
     sources = [_claim_source(hit, settings, source) for hit in page]
-    groups = [context.groups.assign(hit.source) if context.groups and src not in ("requeue", "reassess") else None
-              for hit, src in zip(page, sources, strict=True)]
+    # A person's requeue or re-assess tag asks for that alert alone: it joins no group.
+    grouped = [n for n, src in enumerate(sources) if src not in ("requeue", "reassess")]
+    groups: list[grouping.Group | None] = [None] * len(page)
+    if context.groups is not None and grouped:
+        for n, group in zip(grouped, context.groups.assign_many([page[n].source for n in grouped]), strict=True):
+            groups[n] = group
     jobs = [job_for(hit, settings, src, now, group) for hit, src, group in zip(page, sources, groups, strict=True)]
     docs = []
     for hit, job, src, group in zip(page, jobs, sources, groups, strict=True):

@@ -111,15 +111,25 @@ class Groups:
 
     def assign(self, source: dict[str, Any]) -> Group | None:
         """The group ``source`` joins (or opens); None when grouping is off or the alert has no key or time."""
+        return self.assign_many([source])[0]
+
+    def assign_many(self, sources: list[dict[str, Any]]) -> list[Group | None]:
+        """``assign`` for a page of alerts, in one round trip to Redis (in order, so a burst chains)."""
         if not self.enabled:
-            return None
-        key, start = key_of(source), start_of(source)
-        if key is None or start is None:
-            return None
+            return [None] * len(sources)
         ttl = int(max(self.window_s * 3, 3600))
-        gid, first, last, size = self._assign(keys=[OPEN + key],
-                                              args=[repr(start), self.window_s, uuid.uuid4().hex[:20], ttl])
-        return Group(_text(gid), int(size), float(first), float(last))
+        pipe = self.redis.pipeline()
+        placed: list[int] = []
+        for n, source in enumerate(sources):
+            key, start = key_of(source), start_of(source)
+            if key is None or start is None:
+                continue
+            self._assign(keys=[OPEN + key], args=[repr(start), self.window_s, uuid.uuid4().hex[:20], ttl], client=pipe)
+            placed.append(n)
+        groups: list[Group | None] = [None] * len(sources)
+        for n, (gid, first, last, size) in zip(placed, pipe.execute() if placed else [], strict=True):
+            groups[n] = Group(_text(gid), int(size), float(first), float(last))
+        return groups
 
     # -- re-assessment ------------------------------------------------------------------------------
     def assessed(self, group_id: str, size: int, values: set[str], ttl_s: int,
