@@ -83,11 +83,23 @@ class Ledger:
                 count += 1
         return count
 
+    def unfinished(self) -> Counter[str]:
+        """How many alerts are not done or failed yet, by status (``none``: never claimed)."""
+        waiting: Counter[str] = Counter()
+        for source in fetch(self.es, self.placed).values():
+            status = alert.first(source, "lme.ai.status") if source is not None else "gone"
+            if status not in FINAL:
+                waiting[str(status or "none")] += 1
+        return waiting
+
     def wait_all_final(self, timeout: float) -> None:
         """Wait until every alert is done or failed (the run is over)."""
         total = len(self.placed)
-        wait_for(lambda: self.finished() == total, timeout=timeout, interval=0.5,
-                 what=f"all {total} alerts to be done or failed")
+        try:
+            wait_for(lambda: self.finished() == total, timeout=timeout, interval=0.5,
+                     what=f"all {total} alerts to be done or failed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still waiting: {dict(self.unfinished())}") from None
 
 
 @dataclass

@@ -158,7 +158,7 @@ def health(role: str) -> None:
     settings = get_settings()
     if role == "beat":
         interval = min(settings.poll_interval.total_seconds(), 30.0)
-        if not heartbeat.beat_is_fresh(get_redis(), max_age=3 * interval + 30):
+        if not heartbeat.beat_is_fresh(get_redis(ride_through=False), max_age=3 * interval + 30):
             raise click.ClickException("beat has not recorded a heartbeat recently")
         return
     node = f"{role}@{socket.gethostname()}"
@@ -315,7 +315,7 @@ def _status_table(r: dict[str, Any]) -> str:
 def doctor(as_json: bool) -> None:
     """Check Elasticsearch, LiteLLM, Redis and beat; say what is wrong and how to fix it."""
     settings = get_settings()
-    checks = doctor_module.run(settings, make_llm=make_llm, redis_client=get_redis())
+    checks = doctor_module.run(settings, make_llm=make_llm, redis_client=get_redis(ride_through=False))
     failed = any(c.verdict == "fail" for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": not failed, "checks": [c.as_dict() for c in checks]}))

@@ -165,6 +165,25 @@ def assess(services: Services, job: Job, *, task_retries: int = 0,
         return Outcome("superseded", str(exc))
 
 
+def fail_unexpected(services: Services, job: Job, kind: str, reason: str) -> Outcome:
+    """Record a failure the pipeline did not foresee (a bug, the task time limit) on the alert, if still ours.
+
+    The alert ends ``failed`` with the reason, and can be requeued, instead of staying ``running`` until its
+    lease runs out.
+    """
+    store = services.store
+    log.error("alert %s failed: %s", job.alert_id, reason)
+    try:
+        doc = _check_ours(store.get(job.index, job.alert_id), job.claim_id)
+        update_ours(store, doc, job.claim_id, lambda _: fields.ai_doc(
+            status=Status.failed.value, error=reason[:2000], error_kind=kind, enriched_at=now_iso(),
+            next_attempt_at=None))
+    except Superseded as exc:
+        log.info("alert %s: %s; leaving it alone", job.alert_id, exc)
+        return Outcome("superseded", str(exc))
+    return Outcome("failed", reason, kind=kind)
+
+
 class _Run:
     """One task run on one claimed alert that we have marked running."""
 

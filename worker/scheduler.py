@@ -148,7 +148,16 @@ redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 if ARGV[4] ~= '' then redis.call('SADD', KEYS[7], ARGV[1]) end
 return 1
 """
-
+# A task ended without settling its job (Redis was away or lost its last second when it finished): if this
+# process still owns the claim under that task id, drop the owner and restart the grace, so recovery sends it
+# again unless a worker takes it meanwhile (a retry's message being received).
+_DISOWN = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], 'XX', ARGV[4], ARGV[1])
+return 1
+"""
 
 @dataclass(frozen=True)
 class InFlight:
@@ -236,6 +245,7 @@ class Scheduler:
         self._lead = client.register_script(_LEAD)
         self._start = client.register_script(_START)
         self._requeue = client.register_script(_REQUEUE)
+        self._disown = client.register_script(_DISOWN)
 
     # -- waiting --------------------------------------------------------------------------------
     def score(self, job: Job) -> float:
@@ -432,6 +442,10 @@ class Scheduler:
         score = self.score(entry.job) if entry.job else 0.0
         return int(self._requeue(keys=[INFLIGHT, DISPATCHED, TASK, OWNER, PENDING, JOBS, GROUP + fp],
                                  args=[entry.claim_id, entry.owner, score, fp])) == 1
+
+    def disown(self, claim_id: str, task_id: str, owner: str) -> bool:
+        """``owner``'s task ``task_id`` for ``claim_id`` ended without settling it: hand the job to recovery."""
+        return int(self._disown(keys=[OWNER, TASK, INFLIGHT], args=[claim_id, owner, task_id, time.time()])) == 1
 
     def known_claims(self) -> set[str]:
         """Every claim id Redis has in hand: waiting, dispatched, or following a leader."""

@@ -13,7 +13,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from tests import kibana
-from worker import claiming, fields, liveness, recovery, selection
+from worker import claiming, fields, liveness, pipeline, recovery, selection
 from worker.celery_conf import ASSESS_QUEUE
 from worker.es import make_client
 from worker.llm import LLMClient
@@ -108,6 +108,37 @@ def test_a_job_no_worker_took_returns_after_the_grace_when_nothing_waits_in_the_
     assert [j.claim_id for j in scheduler.pending_jobs()] == [job.claim_id]
 
 
+def test_a_task_that_ended_without_settling_is_handed_back_by_its_live_worker(
+    scheduler: Scheduler, client: redis.Redis
+) -> None:
+    # The task finished while Redis was away (or Redis lost its last second): the job still looks held by a
+    # worker that is alive and beating, so only that worker can say the task is over.
+    job = _dispatch_one(scheduler, "unsettled")
+    assert scheduler.start(job, job.task_id, "live|1|a")
+    liveness.beat(client, "live|1|a")
+    assert not scheduler.disown(job.claim_id, "another-task", "live|1|a"), "a newer task for it is not touched"
+    assert not scheduler.disown(job.claim_id, job.task_id, "other|2|b"), "nor one another worker holds"
+    assert recovery.reap(scheduler, now=time.time() + 600) == 0
+    assert scheduler.disown(job.claim_id, job.task_id, "live|1|a")
+    released_at = _entry(scheduler, job.claim_id).dispatched_at
+    assert _entry(scheduler, job.claim_id).owner == ""
+    # Then it is a job no worker holds: back in line after the grace, as a lost message is.
+    assert recovery.reap(scheduler, now=released_at + recovery.UNSENT_GRACE_S / 2) == 0
+    assert recovery.reap(scheduler, now=released_at + recovery.UNSENT_GRACE_S + 1) == 1
+    assert [j.claim_id for j in scheduler.pending_jobs()] == [job.claim_id]
+
+
+def test_a_retried_task_received_again_is_not_handed_back(scheduler: Scheduler, client: redis.Redis) -> None:
+    liveness.beat(client, "live|3|c")
+    job = _dispatch_one(scheduler, "retried")
+    assert scheduler.start(job, job.task_id, "live|1|a")
+    assert scheduler.disown(job.claim_id, job.task_id, "live|1|a")
+    # Its retry message reaches a worker (same task id, as Celery retries keep it): that worker owns it again.
+    assert scheduler.start(job, job.task_id, "live|3|c")
+    assert _entry(scheduler, job.claim_id).owner == "live|3|c"
+    assert recovery.reap(scheduler, now=time.time() + recovery.UNSENT_GRACE_S + 1) == 0
+
+
 def test_a_requeued_leader_keeps_its_followers(scheduler: Scheduler) -> None:
     leader = _dispatch_one(scheduler, "leader", fingerprint="fp-shared")
     follower = Job("idx", "follower", "claim-follower", "fp-shared", "rule", "high", NOW)
@@ -185,3 +216,21 @@ def test_an_empty_redis_is_noticed_and_reconciled_after_the_workers_reassert(
     assert first.redis_reset and first.reclaimed == 0
     assert client.ttl(recovery.RECONCILED) > 0, "reconciling waits for the live workers to re-assert their jobs"
     assert not recovery.recover(services, scheduler, lambda jobs: None).redis_reset
+
+
+def test_an_unforeseen_error_ends_the_alert_failed_with_its_reason_not_running(
+    es: Elasticsearch, space: kibana.Space, settings: Settings
+) -> None:
+    services = _services(settings)
+    services.store.ensure_mappings()
+    placed = kibana.seed(es, space, kibana.eligible(kibana.load_corpus())[:1])
+    jobs: list[Job] = []
+    claiming.claim_and_queue(settings, services.store, {"ids": {"values": sorted(placed)}}, jobs.extend)
+    (job,) = jobs
+    outcome = pipeline.fail_unexpected(services, job, "internal", "internal error (KeyError: 'x'); requeue")
+    assert (outcome.result, outcome.kind) == ("failed", "internal")
+    ai = es.get(index=job.index, id=job.alert_id)["_source"]["lme"]["ai"]
+    assert ai["status"] == "failed" and ai["error_kind"] == "internal" and "KeyError" in ai["error"]
+    # The same job run again (recovery sent it twice) finds the alert no longer its own and leaves it alone.
+    assert pipeline.fail_unexpected(services, job, "internal", "again").result == "superseded"
+    assert es.get(index=job.index, id=job.alert_id)["_source"]["lme"]["ai"]["error"] == ai["error"]
