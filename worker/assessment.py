@@ -115,18 +115,20 @@ def _risk(answer: dict[str, Any]) -> str:
 
 
 def _confidence(answer: dict[str, Any]) -> float:
+    """The confidence as a fraction: the schema asks for a whole percent; a fraction or "85%" is read too."""
     value = answer.get("confidence")
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+            value = float(text.rstrip("%")) / 100 if text.endswith("%") else float(text)
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # noqa: PLR0124 NaN
-        raise AnswerError("schema", f"'confidence' must be a number from 0 to 1, got {clean_text(repr(value), 40)}")
-    if 1 < value <= 100:
-        value = value / 100  # small models often answer in percent
+        raise AnswerError("schema", f"'confidence' must be a percent from 0 to 100, got {clean_text(repr(value), 40)}")
+    if isinstance(value, int) or 1 < value <= 100:
+        value = value / 100  # a percent, as asked (a float of at most 1 is read as a fraction)
     if not 0 <= value <= 1:
-        raise AnswerError("schema", f"'confidence' must be from 0 to 1, got {value}")
+        raise AnswerError("schema", f"'confidence' must be from 0 to 100, got {value * 100:g}")
     return round(float(value), 3)
 
 

@@ -51,6 +51,14 @@ def test_normalises_what_small_models_do():
     assert parse(json.dumps({**GOOD, "confidence": 70})).confidence == 0.7
 
 
+@pytest.mark.parametrize(("given", "stored"), [(85, 0.85), (1, 0.01), (0, 0.0), (100, 1.0), (0.8, 0.8), (1.0, 1.0),
+                                               (42.5, 0.425), ("85", 0.85)])
+def test_confidence_is_a_whole_percent_as_asked_and_a_fraction_when_stored(given, stored):
+    # The schema asks for an integer 0-100 (llama.cpp's grammar enforces its bounds); a model without a grammar
+    # may still answer a fraction, and a float of at most 1 is read as one.
+    assert parse(json.dumps({**GOOD, "confidence": given})).confidence == stored
+
+
 @pytest.mark.parametrize(
     ("content", "finish", "kind"),
     [
@@ -59,6 +67,8 @@ def test_normalises_what_small_models_do():
         ("I think this is bad.", "stop", "not_json"),
         (json.dumps({**GOOD, "risk": "catastrophic"}), "stop", "schema"),
         (json.dumps({**GOOD, "confidence": -1}), "stop", "schema"),
+        (json.dumps({**GOOD, "confidence": 101}), "stop", "schema"),
+        (json.dumps({**GOOD, "confidence": -10.0}), "stop", "schema"),
         (json.dumps({**GOOD, "confidence": True}), "stop", "schema"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "summary"}), "stop", "schema"),
         (json.dumps({**GOOD, "summary": 42}), "stop", "schema"),

@@ -133,12 +133,13 @@ def test_schema_is_strict():
     assert set(schema["required"]) == set(schema["properties"])
 
 
-def test_v4_asks_for_the_event_s_entities_and_stays_short():
+def test_v5_asks_for_the_event_s_entities_and_stays_short():
     from tests.fakes.llm.tokens import count_tokens
 
-    assert prompt.PROMPT_VERSION == "v4"
+    assert prompt.PROMPT_VERSION == "v5"
     asked = prompt.SYSTEM_PROMPT.split("Reply with", 1)[1]
     assert all(word in asked for word in ("host", "user", "process", "file"))
     # Every system-prompt token is read on every call of a CPU model: v3 was 139 by this count; v4 adds the
-    # grounding request only (worker/guards.py completes an ungrounded summary from the alert anyway).
+    # grounding request only (worker/guards.py completes an ungrounded summary from the alert anyway); v5 asks
+    # for confidence as a whole percent.
     assert count_tokens(prompt.SYSTEM_PROMPT) <= 139 + 30
