@@ -30,11 +30,14 @@ class ClaimContext:
     groups: grouping.Groups | None
     scheduler: Scheduler | None
 
-    def last_verdict(self, job: Job) -> dict[str, Any] | None:
+    def last_verdicts(self, jobs: list[Job]) -> list[dict[str, Any] | None]:
+        """Each job's group's last verdict, else its fingerprint's (one Redis round trip for a page)."""
         if self.scheduler is None:
-            return None
-        found = self.scheduler.cached(self.scheduler.group_cache_key(job.group)) if job.group else None
-        return found or self.scheduler.cached(job.fingerprint)
+            return [None] * len(jobs)
+        keys = [self.scheduler.group_cache_key(job.group) if job.group else "" for job in jobs]
+        found = self.scheduler.cached_many(keys + [job.fingerprint for job in jobs])
+        return [by_group or by_fingerprint for by_group, by_fingerprint in zip(found[:len(jobs)], found[len(jobs):],
+                                                                               strict=True)]
 
 
 NO_CONTEXT = ClaimContext(None, None)
@@ -146,8 +149,9 @@ def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: 
             groups[n] = group
     jobs = [job_for(hit, settings, src, now, group) for hit, src, group in zip(page, sources, groups, strict=True)]
     docs = []
-    for hit, job, src, group in zip(page, jobs, sources, groups, strict=True):
-        extra: dict[str, Any] = {"facts": facts.card(hit.source, group, context.last_verdict(job))}
+    verdicts = context.last_verdicts(jobs)
+    for hit, job, src, group, verdict in zip(page, jobs, sources, groups, verdicts, strict=True):
+        extra: dict[str, Any] = {"facts": facts.card(hit.source, group, verdict)}
         if group is not None:
             extra["group"] = _group_doc(group)
         docs.append(fields.ai_doc(status=Status.queued.value, claim_id=job.claim_id, claimed_at=stamp, source=src,

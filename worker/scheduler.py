@@ -498,6 +498,15 @@ class Scheduler:
         raw = self.redis.get(CACHE + fingerprint)
         return None if raw is None else dict(json.loads(raw))
 
+    def cached_many(self, fingerprints: list[str]) -> list[dict[str, Any] | None]:
+        """``cached`` for many keys in one round trip (a page's fact cards)."""
+        wanted = [fp for fp in fingerprints if fp]
+        if not wanted or not self.settings.cache_enabled:
+            return [None] * len(fingerprints)
+        found: dict[str, Any] = dict(zip(wanted, self.redis.mget([CACHE + fp for fp in wanted]), strict=True))
+        raws = [found.get(fp) for fp in fingerprints]
+        return [None if raw is None else dict(json.loads(raw)) for raw in raws]
+
     def remember(self, fingerprint: str, result: dict[str, Any]) -> None:
         """Keep a successful assessment for ``LME_ENRICH_CACHE_TTL`` (when the cache is on)."""
         if fingerprint and self.settings.cache_enabled:

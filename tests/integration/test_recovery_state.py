@@ -5,6 +5,7 @@ The real processes being killed are in tests/faults/test_recovery.py; these pin 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 
@@ -234,3 +235,29 @@ def test_an_unforeseen_error_ends_the_alert_failed_with_its_reason_not_running(
     # The same job run again (recovery sent it twice) finds the alert no longer its own and leaves it alone.
     assert pipeline.fail_unexpected(services, job, "internal", "again").result == "superseded"
     assert es.get(index=job.index, id=job.alert_id)["_source"]["lme"]["ai"]["error"] == ai["error"]
+
+
+def test_a_fact_card_carries_the_last_verdict_for_the_same_activity(
+    es: Elasticsearch, space: kibana.Space, settings: Settings, scheduler: Scheduler
+) -> None:
+    # Not recovery, but the same pieces: claiming reads a page's last verdicts from the cache in one round trip.
+    services = _services(settings)
+    services.store.ensure_mappings()
+    first, second = (dict(doc) for doc in kibana.eligible(kibana.load_corpus())[:2])
+    twin = copy.deepcopy(first)
+    twin["kibana.alert.uuid"] = f"{first['kibana.alert.uuid']}-twin"  # same activity, another alert
+    placed = kibana.seed(es, space, [first])
+    context = claiming.ClaimContext(None, scheduler)
+    jobs: list[Job] = []
+    claiming.claim_and_queue(settings, services.store, {"ids": {"values": sorted(placed)}}, jobs.extend,
+                             context=context)
+    (job,) = jobs
+    scheduler.remember(job.fingerprint, {"risk_level": "high", "summary": "Discovery burst on ws5.",
+                                         "enriched_at": "2026-12-01T09:00:00.000Z"})
+    later = kibana.seed(es, space, [twin, second])
+    claiming.claim_and_queue(settings, services.store, {"ids": {"values": sorted(later)}}, jobs.extend,
+                             context=context)
+    cards = {doc_id: es.get(index=index, id=doc_id)["_source"]["lme"]["ai"]["facts"] for doc_id, index in later.items()}
+    assert "Last AI verdict for the same activity (2026-12-01 09:00 UTC): high. Discovery burst on ws5." in cards[
+        twin["kibana.alert.uuid"]]
+    assert "Last AI verdict" not in cards[second["kibana.alert.uuid"]]
