@@ -160,11 +160,17 @@ def _parse(text: str) -> Any:
         return text
 
 
+# An index named in an error message carries its uuid ("index [name/uuid] already exists"), one cluster's own.
+INDEX_UUID = re.compile(r"(\[[^\[\]/]+/)[A-Za-z0-9_-]{20,24}\]")
+
+
 def normalise(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: normalise(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
         return [normalise(v) for v in value]
+    if isinstance(value, str):
+        return INDEX_UUID.sub(r"\1<uuid>]", value)
     return value
 
 
