@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 
 from bench.harness import BenchError, Pipeline, wait_for
 from tests import kibana
-from worker import alert
+from worker.alerts import alert
 
 
 def distinct_ids(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """``python -m bench.calibrate``: measure the real LLM chain with lme-enrich's own prompts.
 
 Starts the real chain (``tests.realstack.llm``: llama-server from source + the pinned GGUF behind LiteLLM
-1.82.6 over HTTPS, one slot), then sends the body lme-enrich's LLM client sends (``worker.prompt.build`` on
+1.82.6 over HTTPS, one slot), then sends the body lme-enrich's LLM client sends (``worker.assessing.prompt.build`` on
 corpus alerts, one per distinct fingerprint) in rounds. Each round takes new alerts (llama-server keeps whole
 prompts in a RAM cache: a repeated prompt is not re-read), two of each rule one after the other, so every
 other call follows a call for the same rule (the rule's fields open the prompt: llama.cpp's prefix cache)
@@ -37,7 +37,8 @@ from bench.report import r as rnd
 from tests import kibana
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.llm.tokens import common_prefix, prompt_tokens
-from worker import alert, prompt
+from worker.alerts import alert
+from worker.assessing import prompt
 from worker.settings import Settings, load_settings
 
 KEY = "sk-calibrate"

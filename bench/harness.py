@@ -352,11 +352,11 @@ class Stack:
         """``lme-enrich check``, then beat, a poll worker and the assess workers; returns once all are up."""
         logs = self.workdir / f"logs-{len(self.pipelines)}"
         logs.mkdir(parents=True, exist_ok=True)
-        check = subprocess.run([sys.executable, "-m", "worker.cli", "check"], cwd=ROOT, capture_output=True,
+        check = subprocess.run([sys.executable, "-m", "worker.admin.cli", "check"], cwd=ROOT, capture_output=True,
                                text=True, timeout=timeout, env={**os.environ, **env}, check=False)
         if check.returncode != 0:
             raise BenchError(f"lme-enrich check failed: {check.stderr.strip()[-800:]}")
-        base = ["-m", "worker.cli"]
+        base = ["-m", "worker.admin.cli"]
         pipeline = Pipeline(
             poll=spawn("poll", [*base, "worker", "--role", "poll", "--skip-checks"], logs / "poll.log", env),
             assess=spawn("assess", [*base, "worker", "--role", "assess", "--skip-checks"], logs / "assess.log", env),

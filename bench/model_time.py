@@ -1,7 +1,7 @@
 """Model time of a request as the LLM simulator computes it: its token counts and its latency formula.
 
 Used for the storm benchmark's physical limit (one call per distinct fingerprint) and for deadlines.
-The request body is captured from :class:`worker.llm.LLMClient` itself, so it is exactly what the worker
+The request body is captured from :class:`worker.assessing.llm.LLMClient` itself, so it is exactly what the worker
 sends (model, max_tokens, temperature, response_format decide the simulator's answer and its length).
 """
 
@@ -17,8 +17,9 @@ import httpx
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.llm.latency import duration_alone
 from tests.fakes.llm.tokens import common_prefix, prompt_tokens
-from worker import fingerprint, group_prompt, grouping, prompt
-from worker.llm import LLMClient
+from worker.assessing import fingerprint, group_prompt, prompt
+from worker.assessing.llm import LLMClient
+from worker.dispatch import grouping
 from worker.settings import Settings
 
 
@@ -87,7 +88,7 @@ def physical_limit(settings: Settings, sources: Sequence[dict[str, Any]], *, pp_
 
 
 def incident_groups(sources: Sequence[dict[str, Any]], window_s: float) -> list[list[dict[str, Any]]]:
-    """The incident groups ``sources`` form when claimed in this order, as ``worker.grouping``'s script forms
+    """The incident groups ``sources`` form when claimed in this order, as ``worker.dispatch.grouping``'s script forms
     them: an alert joins its key's open group when its start is within ``window_s`` of the group's span, else
     opens a new one. Alerts without a key or a start time (or with grouping off) are groups of one."""
     groups: list[list[dict[str, Any]]] = []

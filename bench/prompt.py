@@ -1,6 +1,6 @@
 """``python -m bench.prompt``: prompt tokens per alert and the analyst-relevant fields that reach the model.
 
-Over the corpus, ours (``worker.prompt.build``) against LME's script (``bench.baseline.messages``:
+Over the corpus, ours (``worker.assessing.prompt.build``) against LME's script (``bench.baseline.messages``:
 ``json.dumps(alert, indent=2)[:4000]``), counted with the simulator's tokenizer approximation and chat
 template (``tests.fakes.llm.tokens``). A relevant field (rule, severity, host, user, process command line,
 parent, MITRE) counts as kept when the alert has it and its value, or a recognisable prefix of it (first
@@ -18,8 +18,8 @@ from bench.report import emit, machine, parser
 from bench.report import r as rnd
 from tests import kibana
 from tests.fakes.llm.tokens import count_prompt_tokens, count_tokens
-from worker import alert
-from worker import prompt as ours
+from worker.alerts import alert
+from worker.assessing import prompt as ours
 
 SMOKE_ALERTS = 20
 PREFIX_CHARS = 40

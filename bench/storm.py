@@ -29,7 +29,8 @@ from bench import alerts, baseline, harness, model_time, procinfo
 from bench.report import emit, machine, parser
 from bench.report import r as rnd
 from tests import kibana
-from worker import alert, prompt
+from worker.alerts import alert
+from worker.assessing import prompt
 from worker.settings import Settings, load_settings
 
 CRITICALS = 4

@@ -9,11 +9,12 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from elasticsearch import ApiError, TransportError
 
-from worker import coordinator, liveness, pipeline
 from worker.app import app
-from worker.pipeline import Services
-from worker.queueing import send_assessment
-from worker.scheduler import Job, Scheduler
+from worker.assessing import pipeline
+from worker.assessing.pipeline import Services
+from worker.dispatch import coordinator, liveness
+from worker.dispatch.queueing import send_assessment
+from worker.dispatch.scheduler import Job, Scheduler
 from worker.services import get_scheduler, get_services
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def assess_alert(self: Any, /, index: str, alert_id: str, claim_id: str, **meta:
         raise self.retry(countdown=min(5.0 * 2**min(self.request.retries, 10), cap), exc=exc) from exc
     except redis.RedisError:
         # Redis stayed away longer than the client rides through: nothing can be settled now. The heartbeat
-        # hands this job back once Redis returns (``worker.lifecycle``), and recovery sends it again.
+        # hands this job back once Redis returns (``worker.dispatch.lifecycle``), and recovery sends it again.
         raise
     except SoftTimeLimitExceeded:
         limit = services.settings.task_time_limit().total_seconds()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from worker import heartbeat
 from worker.app import app
-from worker.redis_client import get_redis
+from worker.dispatch import heartbeat
+from worker.dispatch.redis_client import get_redis
 
 
 @app.task(name="lme_enrich.heartbeat", ignore_result=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from worker import claiming, coordinator, heartbeat, recovery
+from worker.alerts import claiming
 from worker.app import app
-from worker.queueing import send_assessment
-from worker.redis_client import get_redis
+from worker.dispatch import coordinator, heartbeat, recovery
+from worker.dispatch.queueing import send_assessment
+from worker.dispatch.redis_client import get_redis
 from worker.services import get_scheduler, get_services
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from tests.celery_procs import wait_for
-from worker import alert, group_prompt, prompt
+from worker.alerts import alert
+from worker.assessing import group_prompt, prompt
 
 FINAL = ("done", "failed")
 GROUP_LINE = "Incident group:"  # in the prompt of an incident group's call

@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from worker import alert
+from worker.alerts import alert
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "alerts" / "alerts.ndjson"
 KIBANA_MAPPINGS = Path(__file__).resolve().parent / "data" / "kibana" / "security-alerts-mappings.json"

@@ -25,7 +25,7 @@ def build_config(settings: Settings) -> dict[str, Any]:
     hard_limit = settings.task_time_limit().total_seconds()
     # An unacknowledged message (a running task, or a retry waiting for its countdown) is redelivered
     # after this: it must outlast both, or one alert would be assessed twice. It does not decide how fast a
-    # dead worker's tasks come back: worker.recovery sends them again as soon as its heartbeat stops, and
+    # dead worker's tasks come back: worker.dispatch.recovery sends them again as soon as its heartbeat stops, and
     # drops the old copy if Redis redelivers it later.
     visibility = max(settings.claim_lease.total_seconds(), hard_limit + settings.retry_backoff_max.total_seconds())
     return {

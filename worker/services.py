@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+from worker.alerts.es import make_client
+from worker.alerts.store import AlertStore
+from worker.assessing.llm import LLMClient, LLMError, tls_verify
+from worker.assessing.pipeline import Services
 from worker.config import get_settings
-from worker.es import make_client
-from worker.grouping import Groups
-from worker.llm import LLMClient, LLMError, tls_verify
-from worker.pipeline import Services
-from worker.redis_client import get_redis
-from worker.scheduler import Scheduler
+from worker.dispatch.grouping import Groups
+from worker.dispatch.redis_client import get_redis
+from worker.dispatch.scheduler import Scheduler
 from worker.settings import ConfigError, Settings
-from worker.store import AlertStore
 
 log = logging.getLogger(__name__)
 

@@ -149,13 +149,13 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=1, ge=1, le=64)
     claim_lease: Duration = timedelta(hours=2)
 
-    # Throughput on a slow model (see worker/scheduler.py).
+    # Throughput on a slow model (see worker/dispatch/scheduler.py).
     dispatch_ahead: int = Field(default=0, ge=0, le=1000)  # 0: concurrency + 1
     priority_aging: Duration = timedelta(minutes=15)
     cache_enabled: Flag = True
     cache_ttl: Duration = timedelta(hours=24)
     # Alerts of one rule on one host (and user) starting within this of each other form an incident group,
-    # assessed with one model call (worker/grouping.py); 0 turns grouping off.
+    # assessed with one model call (worker/dispatch/grouping.py); 0 turns grouping off.
     group_window: Duration = timedelta(minutes=10)
 
     # The history index keeps the exact prompt and raw reply of each assessment, cut to this size.

@@ -144,7 +144,7 @@ def test_ctrl_c_stops_everything_the_benchmark_started(bench_redis: str) -> None
     try:
         deadline = time.monotonic() + 60
         # Interrupt it once the Celery workers run: servers and pipeline are all up then.
-        while not any("worker.cli worker" in _cmdline(pid) for pid in processes_with(marker)):
+        while not any("worker.admin.cli worker" in _cmdline(pid) for pid in processes_with(marker)):
             assert bench.poll() is None, "the benchmark ended before its workers started"
             assert time.monotonic() < deadline, "the benchmark's workers did not start"
             time.sleep(0.05)  # sync-ok: polling interval of a deadline-bounded wait

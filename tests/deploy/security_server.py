@@ -1,4 +1,4 @@
-"""A stand-in for Elasticsearch 8.18's security API, enough for ``worker.credentials.setup``.
+"""A stand-in for Elasticsearch 8.18's security API, enough for ``worker.admin.credentials.setup``.
 
     python -m tests.deploy.security_server --host 127.0.0.1 --port 0 --password PW
 

@@ -1,4 +1,4 @@
-"""The least-privilege role and API key (worker/credentials.py), against ES 8.18's documented privileges."""
+"""The least-privilege role and API key (worker/admin/credentials.py), against ES 8.18's documented privileges."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from elasticsearch import BadRequestError, Elasticsearch
 
 from tests.deploy.security_server import CLUSTER_PRIVILEGES, INDEX_PRIVILEGES
 from tests.fakes.process import RunningServer, start_server
-from worker import credentials
+from worker.admin import credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "admin-secret"

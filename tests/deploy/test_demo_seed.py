@@ -18,7 +18,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from tests.fakes.process import RunningServer, start_server
-from worker import alert
+from worker.alerts import alert
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "deploy" / "demo" / "setup.py"

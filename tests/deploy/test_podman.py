@@ -193,6 +193,7 @@ def test_setup_credentials_in_the_container_prints_only_the_key(podman_conf: Pat
     finally:
         security.stop()
     if "No such command" in result.stderr:
-        pytest.skip("`lme-enrich setup-credentials` is not wired into the CLI yet (worker/credentials.setup exists)")
+        pytest.skip("`lme-enrich setup-credentials` is not wired into the CLI yet "
+                    "(worker/admin/credentials.setup exists)")
     assert result.returncode == 0, result.stderr[-2000:]
     assert base64.b64decode(result.stdout.strip()).decode() == "key-1:secret-key-1"

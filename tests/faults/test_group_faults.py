@@ -18,7 +18,8 @@ from tests.integration.conftest import LLMSim
 from tests.integration.test_groups import _storm
 from tests.integration.test_pipeline import sources
 from tests.invariants import Ledger, check
-from worker import alert, recovery
+from worker.alerts import alert
+from worker.dispatch import recovery
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from tests.faults.redis_server import OwnRedis
 from tests.faults.test_recovery import deadline, defaults
 from tests.integration.conftest import LLMSim
 from tests.invariants import check
-from worker import recovery
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.dispatch import recovery
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasti
                                           llm: LLMSim, worker_env: dict[str, str], tmp_path: Path) -> None:
     ledger = seed_distinct(es, space, alerts, "kill")
     killed = 0
-    # The default claim lease and timeouts: a kill anywhere is recovered by worker.recovery, not by the lease.
+    # The default claim lease and timeouts: a kill anywhere is recovered by worker.dispatch.recovery, not by the lease.
     with celery_processes(defaults(worker_env), tmp_path) as procs:
         start_pipeline(procs)
         for round_ in range(kills):

@@ -20,7 +20,8 @@ from tests.faults.harness import seed_distinct, start_pipeline, status_counts
 from tests.faults.redis_server import OwnRedis
 from tests.integration.conftest import LLMSim
 from tests.invariants import Ledger, check
-from worker import history, recovery
+from worker.alerts import history
+from worker.dispatch import recovery
 from worker.settings import parse_duration
 
 pytestmark = pytest.mark.slow

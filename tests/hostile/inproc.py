@@ -14,12 +14,13 @@ import httpx
 from elasticsearch import Elasticsearch
 
 from tests import kibana
-from worker import claiming, pipeline
-from worker.es import make_client
-from worker.llm import LLMClient
-from worker.scheduler import Job
+from worker.alerts import claiming
+from worker.alerts.es import make_client
+from worker.alerts.store import AlertStore
+from worker.assessing import pipeline
+from worker.assessing.llm import LLMClient
+from worker.dispatch.scheduler import Job
 from worker.settings import Settings, load_settings
-from worker.store import AlertStore
 
 MODEL = "lfm2.5-1.2b-instruct"
 

@@ -17,7 +17,7 @@ from tests import kibana
 from tests.hostile import inproc
 from tests.hostile.strategies import alert_docs, deep, storable_docs
 from tests.invariants import outside_ours
-from worker import prompt
+from worker.assessing import prompt
 
 _ids = itertools.count()
 SEEN = {"accepted": 0, "refused_by_es": 0}

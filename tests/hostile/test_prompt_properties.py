@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.hostile.strategies import ANY_TEXT, WITH_SURROGATES, alert_docs, deep
-from worker import assessment, prompt
-from worker.assessment import AnswerError
+from worker.assessing import assessment, prompt
+from worker.assessing.assessment import AnswerError
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from tests.celery_procs import celery_processes, wait_for
-from worker import heartbeat
+from worker.dispatch import heartbeat
 
 
 def test_beat_schedules_and_a_poll_worker_runs(redis_url: str, tmp_path: Path) -> None:

@@ -21,16 +21,16 @@ from tests import kibana
 from tests.celery_procs import ROOT, celery_processes, wait_for
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, status_count, wait_for_status
-from worker import alert, history
+from worker.alerts import alert, history
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, queue_lists
-from worker.scheduler import Scheduler
+from worker.dispatch.scheduler import Scheduler
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], cwd=ROOT, env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "worker.admin.cli", *args], cwd=ROOT, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -191,7 +191,7 @@ def test_requeued_alerts_go_ahead_of_a_waiting_backlog(
         wait_for(lambda: es.count(index=space.pattern, query={"bool": {"filter": [
             {"term": {"kibana.alert.rule.name": "Urgent rule"}}, {"term": {"lme.ai.source": "requeue"}},
             {"term": {"lme.ai.status": "done"}}]}})["count"] == 100, timeout=180, what="the requeued alerts")
-    from worker import history
+    from worker.alerts import history
 
     es.indices.refresh(index=history.ALIAS)
     # This space's records only: other tests write the same history index.
@@ -210,7 +210,7 @@ def test_backfill_interrupted_and_rerun_queues_each_alert_once(
     old = datetime.now(UTC) - timedelta(days=3)
     kibana.seed(es, space, docs, now=old)
     env = {**worker_env, "LME_ENRICH_BATCH_SIZE": "10"}
-    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "backfill", "--since", "7d"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "worker.admin.cli", "backfill", "--since", "7d"], cwd=ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: len(queued_assessments(env["LME_ENRICH_REDIS_URL"])) >= 10, timeout=60,
              what="the first page to be queued")

@@ -16,7 +16,7 @@ from tests.celery_procs import celery_processes, wait_for
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, status_count, wait_for_status
 from tests.invariants import Ledger, check
-from worker import alert, history
+from worker.alerts import alert, history
 
 pytestmark = pytest.mark.slow
 

@@ -23,9 +23,10 @@ from tests.celery_procs import ROOT, CeleryProcesses, celery_processes, wait_for
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.process import RunningServer
 from tests.integration.conftest import LLMSim
-from worker import alert, assessment, fields, fingerprint, guards, prompt
+from worker.alerts import alert, fields
+from worker.assessing import assessment, fingerprint, guards, prompt
+from worker.assessing.llm import BODY_TIMEOUT_MARGIN_S
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
-from worker.llm import BODY_TIMEOUT_MARGIN_S
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +111,7 @@ def test_corpus_alerts_are_enriched_searchable_and_otherwise_untouched(
         body = by_messages[json.dumps(prompt.build(before[alert_id]).messages)]
         # The simulator's answers are a pure function of the request: what we wrote back must be exactly it.
         reply = expected_answer(body)
-        # What we wrote back is exactly the answer after the deterministic guards (worker/guards.py).
+        # What we wrote back is exactly the answer after the deterministic guards (worker/assessing/guards.py).
         src = before[alert_id]
         parsed = assessment.parse(reply.content, reply.finish_reason)
         expected = guards.guard(parsed, src, guards.detect_injection(src), guards.rule_severity(src)).as_fields()
@@ -286,7 +287,7 @@ def test_a_killed_worker_s_alert_is_recovered_by_its_heartbeat_not_the_lease(
 
 def test_preflight_names_the_models_litellm_serves(worker_env: dict[str, str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.preflight"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "worker.admin.preflight"], cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={**os.environ, **worker_env, "LME_ENRICH_LLM_MODEL": "gpt-4"}, check=False,
     )
     assert result.returncode == 2
@@ -299,7 +300,7 @@ def test_preflight_names_the_models_litellm_serves(worker_env: dict[str, str]) -
 def test_every_assessment_is_recorded_in_the_history_index(
     es: Elasticsearch, space: kibana.Space, llm: LLMSim, worker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    from worker import history
+    from worker.alerts import history
 
     docs = kibana.eligible(kibana.load_corpus())[:6]
     placed = kibana.seed(es, space, docs)

@@ -14,14 +14,16 @@ import redis
 from elasticsearch import Elasticsearch
 
 from tests import kibana
-from worker import claiming, fields, liveness, pipeline, recovery, selection
+from worker.alerts import claiming, fields, selection
+from worker.alerts.es import make_client
+from worker.alerts.store import AlertStore
+from worker.assessing import pipeline
+from worker.assessing.llm import LLMClient
+from worker.assessing.pipeline import Services
 from worker.celery_conf import ASSESS_QUEUE
-from worker.es import make_client
-from worker.llm import LLMClient
-from worker.pipeline import Services
-from worker.scheduler import InFlight, Job, Scheduler
+from worker.dispatch import liveness, recovery
+from worker.dispatch.scheduler import InFlight, Job, Scheduler
 from worker.settings import Settings, load_settings
-from worker.store import AlertStore
 
 NOW = 2_000_000_000.0
 

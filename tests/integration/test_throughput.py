@@ -15,8 +15,8 @@ from tests import kibana
 from tests.celery_procs import celery_processes
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, wait_for_status
-from worker import fingerprint, prompt
-from worker.scheduler import AFFINITY_RUN, Job, Scheduler
+from worker.assessing import fingerprint, prompt
+from worker.dispatch.scheduler import AFFINITY_RUN, Job, Scheduler
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fakes.process import RunningServer, start_server
 from tests.kibana_install.conftest import PASSWORD, USER
-from worker.kibana import DEFAULT_NDJSON
+from worker.admin.kibana import DEFAULT_NDJSON
 
 CONTRACT = json.loads((Path(__file__).resolve().parents[1] / "fakes" / "kibana" / "contract.json").read_text())
 ENDPOINTS = {e["name"]: e for e in CONTRACT["endpoints"]}

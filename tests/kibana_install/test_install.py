@@ -1,4 +1,4 @@
-"""``worker.kibana.install`` and ``lme-enrich kibana install`` against the Kibana test double (a real process)."""
+"""``worker.admin.kibana.install`` and ``lme-enrich kibana install`` against the Kibana test double (a real process)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 from tests.fakes import tls
 from tests.fakes.process import ROOT, RunningServer, start_server
 from tests.kibana_install.conftest import API_KEY, PASSWORD, READ_ONLY, USER, fake_state
-from worker import kibana
-from worker.kibana import DEFAULT_ALERT_TAGS, DEFAULT_NDJSON, ApiKey, BasicAuth, KibanaError
+from worker.admin import kibana
+from worker.admin.kibana import DEFAULT_ALERT_TAGS, DEFAULT_NDJSON, ApiKey, BasicAuth, KibanaError
 
 TAG = "AI: Re-assess"
 AUTH = BasicAuth(USER, PASSWORD)
@@ -200,7 +200,7 @@ def test_plain_http_to_a_tls_kibana_is_explained(tls_kibana: RunningServer) -> N
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LME_ENRICH_")}
-    return subprocess.run([sys.executable, "-m", "worker.cli_kibana", "install", *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "worker.admin.cli_kibana", "install", *args], cwd=ROOT, text=True,
                           capture_output=True, env={**clean, **env}, timeout=60, check=False)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from worker import fields, history
-from worker.kibana import DEFAULT_NDJSON
+from worker.admin.kibana import DEFAULT_NDJSON
+from worker.alerts import fields, history
 
 CONTRACT = Path(__file__).resolve().parents[1] / "fakes" / "kibana" / "contract.json"
 LME_TAG = "05484269-a438-43a1-8114-4f32479f51c4"

@@ -18,10 +18,10 @@ from tests.fakes.process import RunningServer
 from tests.faults.harness import pool_children, start_pipeline
 from tests.integration.conftest import LLMSim, start_llm
 from tests.invariants import Ledger, check
-from worker import selection
-from worker.es import make_client
+from worker.alerts import selection
+from worker.alerts.es import make_client
+from worker.alerts.store import AlertStore
 from worker.settings import load_settings
-from worker.store import AlertStore
 
 pytestmark = pytest.mark.slow
 

@@ -126,7 +126,7 @@ def load_sample(count: int | None) -> list[dict[str, Any]]:
 
 
 def ai_rows(es: Any, pattern: str) -> list[dict[str, Any]]:
-    from worker.alert import first
+    from worker.alerts.alert import first
 
     response = es.search(index=pattern, size=1000, sort=[{"kibana.alert.risk_score": "desc"}],
                          source_includes=["kibana.alert.uuid", "kibana.alert.rule.name", "kibana.alert.severity",
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             log = workdir / "lme-enrich.log"
             say(f"running lme-enrich run (logs: {log})")
             handle = log.open("wb")
-            pipeline = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], cwd=ROOT, stdout=handle,
+            pipeline = subprocess.Popen([sys.executable, "-m", "worker.admin.cli", "run"], cwd=ROOT, stdout=handle,
                                         stderr=subprocess.STDOUT, env={**os.environ, **env},
                                         start_new_session=True)
             handle.close()
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 reasons = sorted({str(r.get("error_kind") or r.get("error")) for r in failed})
                 say(f"{len(failed)} assessment(s) failed ({', '.join(reasons)}: the tiny model's answer broke the "
                     "schema); requeueing them as an analyst would: lme-enrich requeue --status failed")
-                subprocess.run([sys.executable, "-m", "worker.cli", "requeue", "--status", "failed"], cwd=ROOT,
+                subprocess.run([sys.executable, "-m", "worker.admin.cli", "requeue", "--status", "failed"], cwd=ROOT,
                                env={**os.environ, **env}, check=True, timeout=120)
                 progress(es, space.pattern, len(docs), pipeline, args.timeout)
             es.indices.refresh(index=space.pattern)

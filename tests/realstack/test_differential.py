@@ -94,7 +94,7 @@ def recorded(llm: LLMSim, test_ca: tls.TestCA,  # noqa: F811
             for doc_id in sorted(ledger.placed)[:4]:  # Kibana acting meanwhile: conditional writes that conflict
                 ledger.kibana_update(doc_id, {"kibana.alert.workflow_status": "acknowledged"})
             ledger.wait_all_final(timeout=120)
-        status = subprocess.run([sys.executable, "-m", "worker.cli", "status", "--json"], cwd=ROOT, timeout=120,
+        status = subprocess.run([sys.executable, "-m", "worker.admin.cli", "status", "--json"], cwd=ROOT, timeout=120,
                                 env={**os.environ, **env}, capture_output=True, text=True, check=False)
         assert status.returncode == 0, status.stderr[-2000:]
         es.close()

@@ -1,11 +1,11 @@
 """The same requests to the real chain (LiteLLM 1.82.6 + llama-server) and to our simulator must be answered alike.
 
-The requests are lme-enrich's own (bodies made by ``worker.llm.LLMClient`` for ``worker.prompt.build`` of corpus
-alerts) and the error cases users meet. Compared: status codes, error bodies (keys, ``type``, ``param``,
-``code``, the message with its numbers blanked) and what a client reads of an answer (keys present,
-``object``, ``model``, ``choices[0]`` keys and ``finish_reason``, ``usage`` keys, whether the content is
-valid JSON of the schema asked for). Every difference is listed in ``KNOWN`` with its reason; a new one, or
-one that went away, fails the test.
+The requests are lme-enrich's own (bodies made by ``worker.assessing.llm.LLMClient`` for
+``worker.assessing.prompt.build`` of corpus alerts) and the error cases users meet. Compared: status codes, error
+bodies (keys, ``type``, ``param``, ``code``, the message with its numbers blanked) and what a client reads of an
+answer (keys present, ``object``, ``model``, ``choices[0]`` keys and ``finish_reason``, ``usage`` keys, whether the
+content is valid JSON of the schema asked for). Every difference is listed in ``KNOWN`` with its reason; a new one,
+or one that went away, fails the test.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from tests import kibana
 from tests.fakes import tls
 from tests.fakes.process import RunningServer, start_server
 from tests.realstack.conftest import CHAIN_KEY, CHAIN_MODEL, RealChain, slow
-from worker import prompt
-from worker.llm import LLMClient
+from worker.assessing import prompt
+from worker.assessing.llm import LLMClient
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.timeout(slow(600))]
 

@@ -30,7 +30,7 @@ from tests.fakes import tls
 from tests.faults.harness import seed_distinct, start_pipeline
 from tests.invariants import Ledger, check, fetch
 from tests.realstack.conftest import CHAIN_KEY, CHAIN_MODEL, RealChain, slow
-from worker import assessment, fingerprint, prompt
+from worker.assessing import assessment, fingerprint, prompt
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow, pytest.mark.timeout(slow(600))]
 
@@ -119,7 +119,7 @@ def as_answer(ai: dict[str, Any]) -> dict[str, Any]:
 
 
 # What a stored assessment must satisfy: the model's schema, except that the worker may complete the summary
-# with the alert's own facts after the model (worker/guards.py), up to its stored limit.
+# with the alert's own facts after the model (worker/assessing/guards.py), up to its stored limit.
 STORED_SCHEMA = copy.deepcopy(prompt.ANSWER_SCHEMA)
 STORED_SCHEMA["properties"]["summary"]["maxLength"] = getattr(assessment, "STORED_SUMMARY_MAX",
                                                               assessment.SUMMARY_MAX)
@@ -168,7 +168,7 @@ def test_corpus_alerts_are_assessed_through_the_real_chain(
 
 
 def cli_check(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.cli", "check"], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "worker.admin.cli", "check"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, **environment, "PYTHONUNBUFFERED": "1"})
 
 

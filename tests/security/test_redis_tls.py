@@ -19,7 +19,7 @@ from tests.faults.redis_server import _free_port
 PASSWORD = "redis-tls-pw"
 PROBE = """
 from worker.app import app
-from worker.redis_client import get_redis
+from worker.dispatch.redis_client import get_redis
 assert get_redis().ping()
 with app.connection_for_write() as conn:
     conn.ensure_connection(max_retries=1)

@@ -24,7 +24,7 @@ from tests.faults.harness import start_pipeline
 from tests.faults.redis_server import OwnRedis
 from tests.integration.conftest import FAST_LLM, LLMSim
 from tests.invariants import Ledger, check
-from worker import history
+from worker.alerts import history
 
 # fake_only: Elasticsearch must demand a password (x-pack security, not on Maven Central): a test server of its own.
 pytestmark = [pytest.mark.slow, pytest.mark.fake_only]
@@ -76,7 +76,7 @@ def redis_dump(client: Any) -> bytes:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], cwd=ROOT, env={**os.environ, **env},
+    return subprocess.run([sys.executable, "-m", "worker.admin.cli", *args], cwd=ROOT, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -141,7 +141,7 @@ def _run_and_grep(auth_es: RunningServer, keyed_llm: LLMSim, clean_redis: str, t
             result = _cli(wrong, *args)
             outputs["wrong " + " ".join(args)] = result.stdout + result.stderr
             assert result.returncode != 0
-        preflight = subprocess.run([sys.executable, "-m", "worker.preflight"], cwd=ROOT, capture_output=True,
+        preflight = subprocess.run([sys.executable, "-m", "worker.admin.preflight"], cwd=ROOT, capture_output=True,
                                    text=True, env={**os.environ, **wrong}, timeout=120, check=False)
         outputs["wrong preflight"] = preflight.stdout + preflight.stderr
         settings_out = _cli(env, "--help")  # sanity: the CLI runs at all

@@ -63,7 +63,7 @@ def _env(es: RunningServer, llm: RunningServer, test_ca: tls.TestCA, tmp: Path, 
 
 
 def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.preflight"], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "worker.admin.preflight"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
 
 

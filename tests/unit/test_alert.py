@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker import alert
+from worker.alerts import alert
 
 
 def test_flat_nested_and_mixed_keys():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from worker.assessment import ACTIONS_MAX, SUMMARY_MAX, AnswerError, clean_text, parse
-from worker.prompt import ANSWER_SCHEMA
+from worker.assessing.assessment import ACTIONS_MAX, SUMMARY_MAX, AnswerError, clean_text, parse
+from worker.assessing.prompt import ANSWER_SCHEMA
 
 GOOD = {
     "summary": "A user started PowerShell with an encoded command on host1.",
@@ -103,8 +103,8 @@ def test_clean_text_handles_lone_surrogates():
 
 
 def test_stored_summary_has_room_for_what_the_guards_add():
-    from worker import guards
-    from worker.assessment import STORED_SUMMARY_MAX
+    from worker.assessing import guards
+    from worker.assessing.assessment import STORED_SUMMARY_MAX
 
     # The model writes at most SUMMARY_MAX; the guards add a warning and a sentence of the alert's facts.
     assert SUMMARY_MAX + len(guards.WARNING) + 4 * (guards.ENTITY_MAX + 12) <= STORED_SUMMARY_MAX

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from worker.cli import main
+from worker.admin.cli import main
 from worker.config import get_settings
 
 

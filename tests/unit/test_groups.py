@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-from worker import facts, group_prompt, grouping, prompt
-from worker.scheduler import Job
+from worker.assessing import facts, group_prompt, prompt
+from worker.dispatch import grouping
+from worker.dispatch.scheduler import Job
 
 BASE: dict[str, Any] = {
     "kibana.alert.rule.uuid": "rule-1", "kibana.alert.rule.name": "Whoami Process Activity",

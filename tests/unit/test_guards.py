@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.hostile.strategies import ANY_TEXT, alert_docs, deep
-from worker import assessment, fields, guards, prompt
-from worker.assessment import Assessment, parse
+from worker.alerts import fields
+from worker.assessing import assessment, guards, prompt
+from worker.assessing.assessment import Assessment, parse
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "alerts" / "alerts.ndjson"
 # Corpus alerts (real-shaped benign and attack alerts) flagged by detect_injection: none holds text aimed at a

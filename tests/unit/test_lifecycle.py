@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker import lifecycle, liveness
+from worker.dispatch import lifecycle, liveness
 
 
 @pytest.fixture

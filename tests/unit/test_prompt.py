@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import prompt
+from worker.assessing import prompt
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "alerts" / "alerts.ndjson"
 
@@ -140,6 +140,6 @@ def test_v5_asks_for_the_event_s_entities_and_stays_short():
     asked = prompt.SYSTEM_PROMPT.split("Reply with", 1)[1]
     assert all(word in asked for word in ("host", "user", "process", "file"))
     # Every system-prompt token is read on every call of a CPU model: v3 was 139 by this count; v4 adds the
-    # grounding request only (worker/guards.py completes an ungrounded summary from the alert anyway); v5 asks
+    # grounding request only (worker/assessing/guards.py completes an ungrounded summary from the alert anyway); v5 asks
     # for confidence as a whole percent.
     assert count_tokens(prompt.SYSTEM_PROMPT) <= 139 + 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from worker.app import app
-from worker.scheduler import Job
+from worker.dispatch.scheduler import Job
 
 ASSESS_TASK = "lme_enrich.assess"
 # Celery priority within the assess queue (0 first); the scheduler already chose the order, this only

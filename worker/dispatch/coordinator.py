@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker import alert, fields, guards
-from worker.claiming import ClaimContext
-from worker.fields import IN_FLIGHT, Status
-from worker.pipeline import (
+from worker.alerts import alert, fields
+from worker.alerts.claiming import ClaimContext
+from worker.alerts.fields import IN_FLIGHT, Status
+from worker.alerts.store import Doc
+from worker.assessing import guards
+from worker.assessing.pipeline import (
     HISTORY_SOURCE,
     Outcome,
     Services,
@@ -26,8 +28,7 @@ from worker.pipeline import (
     update_ours,
     without_tag,
 )
-from worker.scheduler import Dispatch, Job, Scheduler
-from worker.store import Doc
+from worker.dispatch.scheduler import Dispatch, Job, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _write_final(services: Services, jobs: list[Job], result: dict[str, Any]) ->
     """Write ``result`` into each job's alert in one bulk, conditional on its claim; conflicts one by one."""
     store = services.store
     tag = services.settings.reassess_tag
-    # A shared answer is guarded per alert (worker.guards reads the whole alert); a failure needs little.
+    # A shared answer is guarded per alert (worker.assessing.guards reads the whole alert); a failure needs little.
     docs = store.mget([(job.index, job.alert_id) for job in jobs], source=None if "summary" in result else FINAL_SOURCE)
     pairs = [(job, doc) for job, doc in zip(jobs, docs, strict=True) if doc is not None and _ours(doc.source, job)]
     partials = [_final_partial(tag, doc.source, result) for _, doc in pairs]

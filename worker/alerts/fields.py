@@ -55,7 +55,7 @@ AI_PROPERTIES: Final[dict[str, Any]] = {
     "recommended_actions": {"type": "text"},
     "confidence": {"type": "float"},
     "injection_suspected": {"type": "boolean"},
-    # worker.guards: why the alert was taken for addressing the model (role_marker, fence, instruction,
+    # worker.assessing.guards: why the alert was taken for addressing the model (role_marker, fence, instruction,
     # verdict_request, other_alerts, answer_json), and what the guards changed in the answer (risk_floor,
     # warning, verdict_demoted, action_dropped, echo_cut, grounded, default_action, default_summary).
     "injection_reasons": {"type": "keyword"},

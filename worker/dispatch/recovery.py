@@ -27,10 +27,11 @@ from typing import Any, Final
 
 import redis
 
-from worker import alert, claiming, fields, liveness, selection
+from worker.alerts import alert, claiming, fields, selection
+from worker.assessing.pipeline import Services
 from worker.celery_conf import ASSESS_QUEUE, queue_lists
-from worker.pipeline import Services
-from worker.scheduler import PREFIX, Job, Scheduler
+from worker.dispatch import liveness
+from worker.dispatch.scheduler import PREFIX, Job, Scheduler
 
 UNSENT_GRACE_S: Final = 20.0  # a dispatched job no worker took after this, with nothing queued, was lost
 CLAIM_GRACE_S: Final = 30  # a claim Redis does not know after this was lost (claiming queues it at once)

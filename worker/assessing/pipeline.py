@@ -16,13 +16,15 @@ from typing import Any, Final, Literal
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from worker import alert, assessment, fields, fingerprint, group_prompt, grouping, guards, history, prompt
-from worker.fields import IN_FLIGHT, Status
-from worker.grouping import Groups
-from worker.llm import Completion, LLMClient, LLMError
-from worker.scheduler import Job
+from worker.alerts import alert, fields, history
+from worker.alerts.fields import IN_FLIGHT, Status
+from worker.alerts.store import MEMBER_SOURCE, AlertStore, Doc, alert_claim_id
+from worker.assessing import assessment, fingerprint, group_prompt, guards, prompt
+from worker.assessing.llm import Completion, LLMClient, LLMError
+from worker.dispatch import grouping
+from worker.dispatch.grouping import Groups
+from worker.dispatch.scheduler import Job
 from worker.settings import Settings
-from worker.store import MEMBER_SOURCE, AlertStore, Doc, alert_claim_id
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What the operator commands do, as plain functions: requeue, backfill, status.
 
-The CLI (``worker/cli.py``) only parses arguments and prints; everything here can be driven by tests.
+The CLI (``worker/admin/cli.py``) only parses arguments and prints; everything here can be driven by tests.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 
 import redis
 
-from worker import claiming, coordinator, fields, heartbeat, history, selection
+from worker.alerts import claiming, fields, history, selection
+from worker.alerts.claiming import ClaimReport
+from worker.assessing.pipeline import Services
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, queue_lists
-from worker.claiming import ClaimReport
-from worker.pipeline import Services
-from worker.scheduler import Job, Scheduler
+from worker.dispatch import coordinator, heartbeat
+from worker.dispatch.scheduler import Job, Scheduler
 
 
 @dataclass

@@ -16,11 +16,13 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
-from worker import credentials, fields, heartbeat
-from worker.es import make_client
-from worker.llm import LLMClient, LLMError
+from worker.admin import credentials
+from worker.alerts import fields
+from worker.alerts.es import make_client
+from worker.alerts.store import AlertStore, mapped_paths
+from worker.assessing.llm import LLMClient, LLMError
+from worker.dispatch import heartbeat
 from worker.settings import Settings
-from worker.store import AlertStore, mapped_paths
 
 Verdict = Literal["ok", "warn", "fail"]
 

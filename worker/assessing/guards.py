@@ -25,9 +25,10 @@ from dataclasses import replace
 from functools import cache
 from typing import Any, Final
 
-from worker import alert, assessment, fields, prompt
-from worker.assessment import Assessment
-from worker.fields import RiskLevel
+from worker.alerts import alert, fields
+from worker.alerts.fields import RiskLevel
+from worker.assessing import assessment, prompt
+from worker.assessing.assessment import Assessment
 
 # -- detection ------------------------------------------------------------------------------------------
 

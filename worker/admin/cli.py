@@ -25,19 +25,21 @@ import redis
 from elastic_transport import TransportError as ESTransportError
 from elasticsearch import ApiError
 
-from worker import credentials, heartbeat, operations, preflight, selection
-from worker import doctor as doctor_module
+from worker.admin import credentials, operations, preflight
+from worker.admin import doctor as doctor_module
+from worker.admin.cli_kibana import kibana as kibana_group
+from worker.alerts import selection
+from worker.alerts.claiming import ClaimReport
+from worker.alerts.es import make_client
+from worker.alerts.store import StoreError
 from worker.app import app
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
-from worker.claiming import ClaimReport
-from worker.cli_kibana import kibana as kibana_group
 from worker.config import get_settings
-from worker.es import make_client
-from worker.queueing import send_assessment
-from worker.redis_client import get_redis
+from worker.dispatch import heartbeat
+from worker.dispatch.queueing import send_assessment
+from worker.dispatch.redis_client import get_redis
 from worker.services import get_scheduler, get_services, make_llm
 from worker.settings import ConfigError, parse_duration
-from worker.store import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUEUES = {"poll": (POLL_QUEUE,), "assess": (ASSESS_QUEUE,), "all": (POLL_QUEUE, ASSESS_QUEUE)}
@@ -121,7 +123,7 @@ def run() -> None:
     """Run everything on one host: beat, a poll worker and the assessment workers; stop all on SIGTERM."""
     get_settings()
     _preflight()
-    base = [sys.executable, "-m", "worker.cli"]
+    base = [sys.executable, "-m", "worker.admin.cli"]
     commands = [[*base, "beat"], [*base, "worker", "--role", "poll", "--skip-checks"],
                 [*base, "worker", "--role", "assess", "--skip-checks"]]
     children = [subprocess.Popen(cmd) for cmd in commands]

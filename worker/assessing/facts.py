@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from worker import alert
-from worker.assessment import clean_text
-from worker.group_prompt import describe_span
-from worker.grouping import Group
+from worker.alerts import alert
+from worker.assessing.assessment import clean_text
+from worker.assessing.group_prompt import describe_span
+from worker.dispatch.grouping import Group
 
 MAX_CHARS: Final = 1000
 VALUE_CHARS: Final = 160

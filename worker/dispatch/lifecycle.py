@@ -1,6 +1,6 @@
 """What a worker process does when it starts, receives an assess task and stops (Celery signals).
 
-- start: claim its node name (the process that ran it before is dead), beat (``worker.liveness``) and ask for a
+- start: claim its node name (the process that ran it before is dead), beat (``worker.dispatch.liveness``) and ask for a
   poll, whose recovery step puts back in line whatever a dead worker held: recovery starts with the worker,
   not at the next scheduled poll.
 - receiving an assess task: record this process as its owner, so from then on recovery judges the task by
@@ -22,11 +22,11 @@ import redis
 from celery import signals
 from celery.worker import state
 
-from worker import liveness, recovery
 from worker.app import app
-from worker.queueing import ASSESS_TASK
-from worker.redis_client import get_redis
-from worker.scheduler import Job
+from worker.dispatch import liveness, recovery
+from worker.dispatch.queueing import ASSESS_TASK
+from worker.dispatch.redis_client import get_redis
+from worker.dispatch.scheduler import Job
 from worker.services import get_scheduler
 
 POLL_TASK = "lme_enrich.poll"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from worker import fields
-from worker.fields import IN_FLIGHT
+from worker.alerts import fields
+from worker.alerts.fields import IN_FLIGHT
 from worker.settings import Settings, Severity
 
 # Kibana's severities are keywords (they sort alphabetically); the risk score orders them properly.

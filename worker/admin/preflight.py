@@ -1,4 +1,4 @@
-"""``python -m worker.preflight``: check settings, Elasticsearch mappings and the LLM model before start-up.
+"""``python -m worker.admin.preflight``: check settings, Elasticsearch mappings and the LLM model before start-up.
 
 Exits non-zero with one clear message when lme-enrich cannot do its job with this configuration.
 """
@@ -10,10 +10,10 @@ import sys
 
 from elasticsearch import ApiError, TransportError
 
+from worker.alerts.store import StoreError
 from worker.config import get_settings
 from worker.services import build_services, check_model
 from worker.settings import ConfigError
-from worker.store import StoreError
 
 
 def run() -> None:

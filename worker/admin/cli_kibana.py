@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from worker import kibana as kibana_api
+from worker.admin import kibana as kibana_api
 
 _P = "LME_ENRICH_"
 

@@ -2,7 +2,7 @@
 
 The rule block is sent once, as for one alert. The event fields every member shares are sent once; for each
 field that varies, the number of distinct values and a few examples. All event data stays fenced and
-JSON-encoded exactly as in ``worker/prompt.py``; the group line (count, span, host) is ours, so it is outside
+JSON-encoded exactly as in ``worker/assessing/prompt.py``; the group line (count, span, host) is ours, so it is outside
 the fence. The system prompt is the single-alert one, so llama.cpp's prompt cache still serves it.
 """
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from worker import alert, grouping, prompt
+from worker.alerts import alert
+from worker.assessing import prompt
+from worker.dispatch import grouping
 
 VERSION_SUFFIX: Final = "-group"
 EXAMPLES: Final = 3

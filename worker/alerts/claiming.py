@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from worker import alert, facts, fields, fingerprint, grouping, prompt, selection
-from worker.fields import IN_FLIGHT, Status
-from worker.pipeline import now_iso
-from worker.scheduler import Job, Scheduler
+from worker.alerts import alert, fields, selection
+from worker.alerts.fields import IN_FLIGHT, Status
+from worker.alerts.store import AlertStore, Doc
+from worker.assessing import facts, fingerprint, prompt
+from worker.assessing.pipeline import now_iso
+from worker.dispatch import grouping
+from worker.dispatch.scheduler import Job, Scheduler
 from worker.settings import Settings
-from worker.store import AlertStore, Doc
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from elasticsearch import (
     TransportError,
 )
 
-from worker import alert, fields, history, prompt
+from worker.alerts import alert, fields, history
+from worker.assessing import prompt
 
 log = logging.getLogger(__name__)
 

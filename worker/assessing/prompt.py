@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker import alert
+from worker.alerts import alert
 
 PROMPT_VERSION: Final = "v5"
 
@@ -214,9 +214,9 @@ def fence_marker(extract: str) -> str:
 
 def _injection_suspected(source: dict[str, Any]) -> bool:
     # Every string of the alert is scanned, not only the extract: a flag that depended on which
-    # fields this prompt version happens to send would be a poor filter for analysts. worker.guards holds the
+    # fields this prompt version happens to send would be a poor filter for analysts. worker.assessing.guards holds the
     # detector (it reads this module, hence the import here).
-    from worker import guards  # noqa: PLC0415
+    from worker.assessing import guards  # noqa: PLC0415
 
     return bool(guards.detect_injection(source))
 

@@ -13,7 +13,7 @@ order is decided when a slot frees up, with what is known then:
   penalty is waived and the rule gets a small head start (``AFFINITY_S``, far less than a severity level),
   because prompts start with the rule's fields and the model server reads them from its prompt cache only
   when the previous prompt was for the same rule.
-- coalescing: an alert whose fingerprint (or incident group, ``worker/grouping.py``) is being assessed right
+- coalescing: an alert whose fingerprint (or incident group, ``worker/dispatch/grouping.py``) is being assessed right
   now waits for that result as a follower instead of queueing its own model call. ``Job.key`` says which:
   the group when the alert is in one, else the fingerprint.
 - cache: an alert whose fingerprint was assessed within ``LME_ENRICH_CACHE_TTL`` gets that assessment
@@ -22,8 +22,8 @@ order is decided when a slot frees up, with what is known then:
 Everything here is Redis, and nothing here is the only record of a claim: Elasticsearch holds every claim.
 A dispatched job stays in Redis (``DISPATCHED``, with the id of the one task allowed to run it) until its
 task settles, and the worker process that holds the task owns it (``OWNER``, kept alive by that process's
-heartbeat, see ``worker.liveness``); ``worker.recovery`` puts jobs whose owner died back in line and claims
-again what Redis lost.
+heartbeat, see ``worker.dispatch.liveness``); ``worker.dispatch.recovery`` puts jobs whose owner died back in
+line and claims again what Redis lost.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class Dispatch:
 
 
 def prompt_version() -> str:
-    from worker.prompt import PROMPT_VERSION  # noqa: PLC0415 (the prompt module is heavy; only this needs it)
+    from worker.assessing.prompt import PROMPT_VERSION  # noqa: PLC0415 (the prompt module is heavy; only this needs it)
 
     return PROMPT_VERSION
 

@@ -24,8 +24,9 @@ from typing import Any, Final
 
 import redis
 
-from worker import alert, prompt
-from worker.scheduler import PREFIX, Job
+from worker.alerts import alert
+from worker.assessing import prompt
+from worker.dispatch.scheduler import PREFIX, Job
 
 OPEN: Final = PREFIX + "group-open:"  # key hash -> the open group of that key
 STATE: Final = PREFIX + "group:"  # group id -> what its last assessment saw

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from worker import alert
+from worker.alerts import alert
 
 # Labels whose values carry volatile parts worth normalising; IPs, ports and names stay as they are.
 _VOLATILE_LABELS: Final = frozenset({

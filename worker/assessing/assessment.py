@@ -13,9 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Final
 
-from worker import fields
-from worker.fields import RiskLevel
-from worker.prompt import ANSWER_SCHEMA
+from worker.alerts import fields
+from worker.alerts.fields import RiskLevel
+from worker.assessing.prompt import ANSWER_SCHEMA
 
 _PROPS: Final = ANSWER_SCHEMA["properties"]
 SUMMARY_MAX: Final[int] = _PROPS["summary"]["maxLength"]  # what the model may write
@@ -49,7 +49,8 @@ class Assessment:
     risk_level: str
     confidence: float
     recommended_actions: list[str]
-    # Set by worker.guards: why the alert looks like it addresses the model, and which guards changed the answer.
+    # Set by worker.assessing.guards: why the alert looks like it addresses the model, and which guards changed
+    # the answer.
     injection_reasons: tuple[str, ...] = ()
     guards: tuple[str, ...] = ()
 

@@ -1,0 +1,1 @@
+"""What people run: the lme-enrich command, doctor, preflight, credentials, Kibana objects."""

@@ -1,0 +1,1 @@
+"""The alert documents in Elasticsearch: reading, field names, claiming, history."""

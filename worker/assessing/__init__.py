@@ -1,0 +1,1 @@
+"""From a claimed alert (or incident group) to a checked answer: prompt, model call, guards."""

@@ -1,0 +1,1 @@
+"""Redis side of the pipeline: fair queueing, coalescing, incident groups, liveness, crash recovery."""
