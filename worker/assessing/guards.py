@@ -75,18 +75,34 @@ _STRONG: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         r"(?:instructions?|prompts?|rules?|directions?|guidelines?|context|messages?|orders?)\b"
         r"|\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+you\b"
         r"|\bnew\s+(?:system\s+)?(?:instructions?|rules|task)\s*[:\-]|\bsystem\s+prompt\b"
-        r"|\b(?:respond|reply|answer|output)\s+(?:only\s+)?with\s+(?:json|the\s+following|risk|this|\{|\"|low|benign)",
+        r"|\b(?:respond|reply|answer|output)\s+(?:only\s+)?with\s+(?:json|the\s+following|risk|this|\{|\"|low|benign)"
+        # The same order with the rules named first: "disregard the rules above".
+        rf"|\b(?:ignore|disregard|forget|override|bypass){_SEP}(?:(?:all|any|the|your|these|my){_SEP})*"
+        r"(?:instructions?|prompts?|rules?|guidelines?|directions?|orders?)\s+(?:above|before|so\s+far|given)\b",
         re.IGNORECASE)),
 )
 
 # Patterns for text an attacker controls only: SOC-written rule guides legitimately say "other alerts" and
 # "close as benign" (the corpus has 175 of the first).
 _EVENT_ONLY: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+    # Text that speaks to the model, or claims authority over its verdict, from event data.
+    (INSTRUCTION, re.compile(
+        r"\b(?:note|message|memo|instructions?|request|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+|an?\s+)?"
+        r"(?:ai|a\.i\.|llm|model|language\s+model|assistant|chatbot|bot|automated\s+(?:reviewer|analyst|triage))\b"
+        r"|(?:^|[\s#/;:'\"(])(?:ai|llm|gpt|chatbot)\s+(?:reviewer|assistant|analyst|model|triage|agent)\s*[:,]"
+        r"|\b(?:message|note|instructions?|orders?|word)\s+from\s+(?:the\s+|your\s+)?(?:soc|security\s+team|"
+        r"security\s+operations|administrator|admin|analysts?|it\s+department|management|ciso|manager)\b",
+        re.IGNORECASE | re.MULTILINE)),
     (VERDICT_REQUEST, re.compile(
         r"\b(?:mark|classify|label|flag|treat|report|tag|rate|score|close|resolve|dismiss|consider)\s+"
         r"(?:(?:this|the|it|that|these|all|every|each|alert|alerts|event|events|activity|incident|detection|one)\s+)*"
         r"(?:as\s+|is\s+)?(?:a\s+|an\s+)?(?:benign|false[\s_-]*positives?|harmless|safe|low[\s_-]*risk|informational"
-        r"|non[\s_-]*malicious|not\s+malicious)\b"
+        r"|non[\s_-]*malicious|not\s+malicious|authori[sz]ed|approved|sanctioned|expected|legitimate|allow[\s_-]*listed"
+        r"|white[\s_-]*listed|(?:a\s+)?(?:pen[\s_-]*test|penetration\s+test|drill|exercise))\b"
+        r"|\b(?:risk|severity|priority|risk[_ ]level|verdict)\s+(?:must|should|shall|needs?\s+to|has\s+to|is\s+to)\s+be"
+        r"\s+(?:set\s+to\s+|marked\s+as\s+)?(?:low|none|minimal|benign|informational|info|lowered|reduced)\b"
+        r"|\b(?:answer|reply|respond|output|return|say)\s+(?:with\s+)?(?:a\s+|the\s+)?(?:risk|severity)"
+        r"(?:\s+level)?\s*(?:of\s+|=|:|is\s+)?\s*(?:low|none|minimal|benign|informational|info)\b"
         r"|\b(?:mark|classify|label|rate|treat|flag|score)\s+(?:(?:this|the|it|alert|event)\s+)*as\s+(?:low|info)\b"
         r"|\b(?:this|the)\s+(?:alert|event|detection)\s+is\s+(?:a\s+|an\s+)?(?:benign|false[\s_-]*positive|harmless"
         r"|safe|authori[sz]ed|test)\b"
@@ -97,6 +113,8 @@ _EVENT_ONLY: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         re.IGNORECASE)),
     (OTHER_ALERTS, re.compile(
         r"\bother\s+alerts?\b|\b(?:all|every|each)\s+(?:the\s+)?alerts?\b"
+        r"|\b(?:remaining|rest\s+of\s+the|subsequent)\s+alerts?\b"
+        r"|\b(?:mark|set|close|resolve|dismiss|acknowledge|suppress)\s+(?:all|each|every|both)\s+of\s+them\b"
         r"|\b(?:update|change|modify|edit|close|resolve|delete|suppress|acknowledge|dismiss|overwrite)\s+"
         r"(?:(?:all|every|each|any|the|other|these|those|previous|next|following|this)\s+)*alerts?\b"
         r"|\b(?:change|set|update|modify|edit|overwrite)\s+(?:the\s+)?(?:status|severity|risk|fields?|assessments?"
