@@ -337,6 +337,8 @@ G_ECHO_CUT: Final = "echo_cut"
 G_GROUNDED: Final = "grounded"
 G_DEFAULT_ACTION: Final = "default_action"
 G_DEFAULT_SUMMARY: Final = "default_summary"
+G_ACTION_GROUNDED: Final = "action_grounded"
+_COPY_WORDS: Final = 4  # a run this long of the alert's own instructions, repeated by the model, is theirs
 
 _ORDER: Final = tuple(RiskLevel.__members__)
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+(?=\S)")
@@ -344,7 +346,8 @@ _VERDICT: Final = re.compile(
     r"\b(?:benign|false[\s_-]*positives?|harmless|legitimate|not\s+malicious|non[\s_-]*malicious|no\s+threat"
     r"|no\s+(?:further\s+)?action|nothing\s+(?:to\s+worry|suspicious|malicious)|safe\s+to\s+(?:ignore|close)"
     r"|expected\s+(?:behaviou?r|activity)|authori[sz]ed|routine|(?:admin|administrative)\s+activity"
-    r"|a\s+test\b|low\s+risk)",
+    r"|a\s+test\b|low\s+risk|(?:already\s+)?approved|sanctioned|(?:white|allow)[\s-]*listed|pen[\s-]*test"
+    r"|penetration\s+test)",
     re.IGNORECASE)
 # Steps that would end the investigation: what an attacker who steered the model wants an analyst to do.
 _DISMISSIVE_ACTION: Final = re.compile(
@@ -418,6 +421,22 @@ def _assemble(warning: str | None, facts: list[str], clause: str | None, demoted
     return text[:limit]
 
 
+def _attack_runs(source: dict[str, Any]) -> frozenset[tuple[str, ...]]:
+    """Every run of ``_COPY_WORDS`` words of the alert's strings that address the model."""
+    runs: set[tuple[str, ...]] = set()
+    for path, text in _strings(source):
+        if path.startswith(_RULE_PREFIXES) or not scan_text(text):
+            continue
+        words = _words(_normalise(text[:MAX_STRING_CHARS]))
+        runs.update(tuple(words[i:i + _COPY_WORDS]) for i in range(len(words) - _COPY_WORDS + 1))
+    return frozenset(runs)
+
+
+def _copies(sentence: str, runs: frozenset[tuple[str, ...]]) -> bool:
+    words = _words(sentence)
+    return any(tuple(words[i:i + _COPY_WORDS]) in runs for i in range(len(words) - _COPY_WORDS + 1))
+
+
 def default_action(source: dict[str, Any]) -> str:
     """A next step built from the alert's own fields, for when no usable action is left."""
     facts = dict(entities(source))
@@ -462,7 +481,8 @@ def guard(answer: Assessment, source: dict[str, Any], injection_reasons: list[st
             risk, confidence = raised, min(confidence, STEERED_CONFIDENCE_MAX)
             applied.append(G_RISK_FLOOR)
         # A verdict ("benign", "false positive") or the alert's own instructions repeated by the model.
-        demoted = [s for s in facts_first if _VERDICT.search(s) or scan_text(s)]
+        runs = _attack_runs(source)
+        demoted = [s for s in facts_first if _VERDICT.search(s) or scan_text(s) or _copies(s, runs)]
         if demoted:
             facts_first = [s for s in facts_first if s not in demoted]
             demoted = [s if s.startswith(UNVERIFIED) else f"{UNVERIFIED} {s}" for s in demoted]
@@ -488,6 +508,12 @@ def guard(answer: Assessment, source: dict[str, Any], injection_reasons: list[st
     if not actions:
         actions = [default_action(source)]
         applied.append(G_DEFAULT_ACTION)
+    elif not any(grounded(action, source) for action in actions):
+        # Steps that name nothing of this alert ("Investigate further") get one that does.
+        specific = default_action(source)
+        if grounded(specific, source):
+            actions = [*actions[: assessment.ACTIONS_MAX - 1], specific]
+            applied.append(G_ACTION_GROUNDED)
 
     return replace(answer, summary=summary, risk_level=risk, confidence=confidence,
                    recommended_actions=actions[: assessment.ACTIONS_MAX],
