@@ -23,7 +23,7 @@ import httpx
 ALERT_TAGS_SETTING: Final = "securitySolution:alertTags"
 # Kibana's value while nobody has changed the setting (security_solution common/constants.ts).
 DEFAULT_ALERT_TAGS: Final = ("Duplicate", "False Positive", "Further investigation required")
-DEFAULT_NDJSON: Final = Path(__file__).resolve().parents[1] / "kibana" / "lme-enrich.ndjson"
+DEFAULT_NDJSON: Final = Path(__file__).resolve().parents[2] / "kibana" / "lme-enrich.ndjson"
 _XSRF: Final = {"kbn-xsrf": "true"}
 _POLL_EVERY: Final = 2.0
 
