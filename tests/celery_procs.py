@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +42,11 @@ class CeleryProcesses:
         workdir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.args: dict[str, list[str]] = {}
+        self.restarts: list[tuple[str, int | None]] = []  # (name, exit code) of each restart by supervise()
+        self._down: set[str] = set()  # killed on purpose: not restarted by supervise()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -56,6 +62,8 @@ class CeleryProcesses:
 
     def kill(self, name: str) -> None:
         """SIGKILL process ``name`` and its whole process group (its pool too), and reap it."""
+        with self._lock:
+            self._down.add(name)
         proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -63,7 +71,24 @@ class CeleryProcesses:
 
     def restart(self, name: str) -> subprocess.Popen[bytes]:
         """Start ``name`` again with the same arguments, as a supervisor would."""
-        return self._start(name, self.args[name])
+        with self._lock:
+            self._down.discard(name)
+            return self._start(name, self.args[name])
+
+    def supervise(self) -> None:
+        """Restart a process that exits on its own, as LME's supervisors do (systemd quadlets, compose restart
+        policies): Celery's Redis transport can end a worker when Redis goes away (an AttributeError in kombu's
+        reconnect, celery/kombu#582 and kin), and what users get is the restart. Each one is in ``restarts``."""
+        def watch() -> None:
+            while not self._stopping.wait(0.5):  # sync-ok: a supervisor's polling interval, not a test's wait
+                with self._lock:
+                    for name, proc in list(self.procs.items()):
+                        if name not in self._down and proc.poll() is not None:
+                            self.restarts.append((name, proc.returncode))
+                            self._start(name, self.args[name])
+
+        self._supervisor = threading.Thread(target=watch, name="celery-supervisor", daemon=True)
+        self._supervisor.start()
 
     def worker(self, name: str, queues: tuple[str, ...] = (POLL_QUEUE, ASSESS_QUEUE),
                concurrency: int = 1) -> subprocess.Popen[bytes]:
@@ -79,6 +104,9 @@ class CeleryProcesses:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def stop(self, timeout: float = 20.0) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -55,6 +55,7 @@ def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kiba
     env = defaults(worker_env, LME_ENRICH_REDIS_URL=own_redis.url)
     with celery_processes(env, tmp_path) as procs:
         start_pipeline(procs, assess_concurrency=1)
+        procs.supervise()
         wait_for(lambda: status_counts(es, space).get("done", 0) >= 5, timeout=60, what="5 alerts done")
         # A crash and restart: the append-only file brings the queues and our state back.
         own_redis.kill()
@@ -66,7 +67,8 @@ def test_redis_restart_and_outage(down_s: int, *, es: Elasticsearch, space: kiba
         # Redis was away for the outage too: allow one more recovery bound than after a restart.
         ledger.wait_all_final(timeout=deadline() + recovery.bound(5.0))
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + 2, allow_failed=False)
-    print(f"\nRELIABILITY redis restart+down {down_s}s: {report.line()} faults_injected=2")
+    print(f"\nRELIABILITY redis restart+down {down_s}s: {report.line()} faults_injected=2 "
+          f"supervisor_restarts={procs.restarts}")
 
 
 def test_two_beats_and_three_workers_race_while_kibana_changes_alerts(

@@ -122,6 +122,7 @@ def test_redis_sigkilled_twice_during_a_200_alert_run(persistent: bool, *, es: E
         ledger = seed_distinct(es, space, alerts, f"rr{int(persistent)}")
         with celery_processes(defaults(worker_env, LME_ENRICH_REDIS_URL=own.url), tmp_path) as procs:
             start_pipeline(procs)
+            procs.supervise()
             for round_ in (1, 2):
                 target_done = round_ * alerts // 3
                 wait_for(lambda: done(es, space) >= target_done, timeout=deadline(),  # noqa: B023
@@ -134,4 +135,4 @@ def test_redis_sigkilled_twice_during_a_200_alert_run(persistent: bool, *, es: E
     finally:
         own.stop()
     print(f"\nRELIABILITY redis SIGKILL x2 {'with AOF' if persistent else 'without persistence'} "
-          f"({alerts} alerts, default lease): {report.line()}")
+          f"({alerts} alerts, default lease): {report.line()} supervisor_restarts={procs.restarts}")

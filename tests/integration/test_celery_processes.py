@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -46,3 +48,20 @@ def test_start_up_fails_clearly_on_a_wrong_setting(redis_url: str, tmp_path: Pat
         proc.wait(60)
     assert proc.returncode != 0
     assert "LME_ENRICH_POLL_INTERVAL: expected a duration" in procs.log("bad")
+
+
+def test_the_test_supervisor_restarts_what_ends_on_its_own_not_what_a_test_killed(redis_url: str,
+                                                                                  tmp_path: Path) -> None:
+    env = {"LME_ENRICH_REDIS_URL": redis_url, "LME_ENRICH_ES_USERNAME": "elastic",
+           "LME_ENRICH_ES_PASSWORD": "unused-here", "LME_ENRICH_LLM_API_KEY": "unused-here"}
+    with celery_processes(env, tmp_path) as procs:
+        first = procs.beat()
+        procs.supervise()
+        os.killpg(first.pid, signal.SIGKILL)  # as kombu's crash or an OOM kill would end it
+        wait_for(lambda: procs.procs["beat"].pid != first.pid and procs.procs["beat"].poll() is None, timeout=30,
+                 what="the supervisor to start beat again")
+        assert procs.restarts == [("beat", -signal.SIGKILL)]
+        procs.kill("beat")  # a test's own kill stays down until the test restarts it
+        assert procs.procs["beat"].poll() is not None
+        procs.restart("beat")
+        assert procs.restarts == [("beat", -signal.SIGKILL)]
