@@ -227,6 +227,8 @@ class Stack:
     ca_path: Path = Path()
     servers: dict[str, Child] = field(default_factory=dict)
     pipelines: list[Pipeline] = field(default_factory=list)
+    # Every worker process as soon as it is spawned: a Ctrl-C between two spawns must still stop the first.
+    spawned: list[Child] = field(default_factory=list)
     spaces: list[kibana.Space] = field(default_factory=list)
     es: Elasticsearch | None = None
     sim: httpx.Client | None = None
@@ -268,6 +270,8 @@ class Stack:
         for pipeline in self.pipelines:
             for child in pipeline.children():
                 child.stop()
+        for child in self.spawned:  # those of a pipeline interrupted while it started
+            child.stop()
         if self.es is not None:
             for space in self.spaces:
                 # The server may be gone already (and stopping it drops all data anyway).
@@ -357,11 +361,15 @@ class Stack:
         if check.returncode != 0:
             raise BenchError(f"lme-enrich check failed: {check.stderr.strip()[-800:]}")
         base = ["-m", "worker.admin.cli"]
-        pipeline = Pipeline(
-            poll=spawn("poll", [*base, "worker", "--role", "poll", "--skip-checks"], logs / "poll.log", env),
-            assess=spawn("assess", [*base, "worker", "--role", "assess", "--skip-checks"], logs / "assess.log", env),
-            beat=spawn("beat", [*base, "beat"], logs / "beat.log", env),
-        )
+
+        def start(name: str, args: list[str]) -> Child:
+            child = spawn(name, [*base, *args], logs / f"{name}.log", env)
+            self.spawned.append(child)
+            return child
+
+        pipeline = Pipeline(poll=start("poll", ["worker", "--role", "poll", "--skip-checks"]),
+                            assess=start("assess", ["worker", "--role", "assess", "--skip-checks"]),
+                            beat=start("beat", ["beat"]))
         self.pipelines.append(pipeline)
 
         def up() -> bool:
