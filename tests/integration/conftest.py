@@ -124,11 +124,15 @@ def worker_env(es_url: str, llm: LLMSim, clean_redis: str, space: kibana.Space, 
         "LME_ENRICH_RETRY_BACKOFF_MAX": "3s",
         "LME_ENRICH_CLAIM_LEASE": "5m",
     }
-    if os.environ.get("ES_API_KEY"):
-        env["LME_ENRICH_ES_API_KEY"] = os.environ["ES_API_KEY"]
-    else:
-        env["LME_ENRICH_ES_USERNAME"] = os.environ.get("ES_USERNAME", "elastic")
-        env["LME_ENRICH_ES_PASSWORD"] = os.environ.get("ES_PASSWORD", "unused-by-the-test-server")
+    return {**env, **es_credentials_env()}
+
+
+def es_credentials_env() -> dict[str, str]:
+    """The worker's Elasticsearch credentials: ES_API_KEY, ES_USERNAME/ES_PASSWORD, ES_CA_CERT for an ES_URL of
+    yours; a placeholder password for the test node and server, which do not check it."""
+    env = {"LME_ENRICH_ES_API_KEY": os.environ["ES_API_KEY"]} if os.environ.get("ES_API_KEY") else {
+        "LME_ENRICH_ES_USERNAME": os.environ.get("ES_USERNAME", "elastic"),
+        "LME_ENRICH_ES_PASSWORD": os.environ.get("ES_PASSWORD", "unused-by-the-test-server")}
     if os.environ.get("ES_CA_CERT"):
         env["LME_ENRICH_ES_CA_CERT"] = os.environ["ES_CA_CERT"]
     return env

@@ -99,8 +99,8 @@ class RealChain:
             os.kill(pid, signal.SIGCONT)
 
 
-@pytest.fixture(scope="session")
-def chain(test_ca: tls.TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealChain]:
+def require_prepared_chain() -> None:
+    """Skip when the chain was not prepared (fail instead under LME_REAL_LLM_REQUIRED=1, as in CI)."""
     check = subprocess.run([sys.executable, "-m", MODULE, "--check-prepared"], cwd=ROOT,
                            capture_output=True, text=True, check=False)
     if check.returncode != 0:
@@ -108,6 +108,11 @@ def chain(test_ca: tls.TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iter
         if os.environ.get("LME_REAL_LLM_REQUIRED") == "1":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chain(test_ca: tls.TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealChain]:
+    require_prepared_chain()
     cert_dir = tmp_path_factory.mktemp("llm-chain-certs")
     run_dir = tmp_path_factory.mktemp("llm-chain-run")
     shutil.copy(test_ca.cert_path, cert_dir / "ca.crt")

@@ -7,12 +7,13 @@ Needs the real LLM chain prepared (``python -m tests.realstack.llm --prepare-onl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.realstack.conftest import require_prepared_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,12 +21,7 @@ pytestmark = [pytest.mark.real_llm, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_calibrate_smoke_reports_rates_cache_overhead_and_answer_length() -> None:
-    check = subprocess.run([sys.executable, "-m", "tests.realstack.llm", "--check-prepared"], cwd=ROOT,
-                           capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        if os.environ.get("LME_REAL_LLM_REQUIRED") == "1":
-            pytest.fail(check.stderr)
-        pytest.skip(check.stderr.strip() or "the real LLM chain is not prepared")
+    require_prepared_chain()
     run = subprocess.run([sys.executable, "-m", "bench.calibrate", "--smoke", "--json"], cwd=ROOT,
                          capture_output=True, text=True, timeout=580, check=False)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.realstack.conftest import require_prepared_chain
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo"
 
@@ -31,12 +33,7 @@ def test_help_lists_the_options_without_bootstrapping() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_once_enriches_every_sample_alert(tmp_path: Path) -> None:
-    check = subprocess.run([sys.executable, "-m", "tests.realstack.llm", "--check-prepared"], cwd=ROOT,
-                           capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        if os.environ.get("LME_REAL_LLM_REQUIRED") == "1":
-            pytest.fail(check.stderr)
-        pytest.skip(check.stderr.strip() or "the real LLM chain is not prepared")
+    require_prepared_chain()
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (the demo would install it with apt)")
     run = subprocess.run([str(DEMO), "--once", "--alerts", "2", "--workdir", str(tmp_path), "--timeout", "600"],

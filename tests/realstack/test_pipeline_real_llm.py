@@ -28,6 +28,7 @@ from tests import kibana
 from tests.celery_procs import CeleryProcesses, celery_processes, wait_for
 from tests.fakes import tls
 from tests.faults.harness import seed_distinct, start_pipeline
+from tests.integration.conftest import es_credentials_env
 from tests.invariants import Ledger, check, fetch
 from tests.realstack.conftest import CHAIN_KEY, CHAIN_MODEL, RealChain, slow
 from worker.assessing import assessment, fingerprint, prompt
@@ -73,13 +74,7 @@ def real_env(es_url: str, chain: RealChain, redis_url: str, space: kibana.Space,
         "LME_ENRICH_RETRY_BACKOFF_MAX": "3s",
         "LME_ENRICH_CLAIM_LEASE": f"{slow(15):.0f}m",
     }
-    if os.environ.get("ES_API_KEY"):
-        env["LME_ENRICH_ES_API_KEY"] = os.environ["ES_API_KEY"]
-    else:
-        env["LME_ENRICH_ES_USERNAME"] = os.environ.get("ES_USERNAME", "elastic")
-        env["LME_ENRICH_ES_PASSWORD"] = os.environ.get("ES_PASSWORD", "unused-by-the-test-server")
-    if os.environ.get("ES_CA_CERT"):
-        env["LME_ENRICH_ES_CA_CERT"] = os.environ["ES_CA_CERT"]
+    env.update(es_credentials_env())
     env.update(overrides)
     assert "LME_ENRICH_LLM_VERIFY_CERTS" not in env
     return env
