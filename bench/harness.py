@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -104,48 +105,95 @@ class Child:
         self.popen.wait(timeout)
 
 
-def spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None) -> Child:
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise :class:`KeyboardInterrupt` if one came.
+
+    A child process exists from inside ``Popen()``; an interrupt raised before the caller has recorded it
+    would leave it running with nobody to stop it. Handlers set here do not reach the child: ``exec`` resets
+    them. Outside the main thread (where signals cannot be handled) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _launch(name: str, cmd: list[str], log: Path, *, pipe_stdout: bool, env: Mapping[str, str],
+            into: list[Child] | None) -> Child:
+    """``Popen`` in a session of its own, appended to ``into`` before an interrupt can act.
+
+    Its output goes to ``log``; with ``pipe_stdout`` only its stderr does, and stdout is a pipe to read.
+    """
     handle = log.open("wb")
     try:
-        popen = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                 start_new_session=True)
+        with interrupts_held():
+            popen = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE if pipe_stdout else handle,
+                                     stderr=handle if pipe_stdout else subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, start_new_session=True)
+            child = Child(name, popen, log)
+            if into is not None:
+                into.append(child)
     finally:
         handle.close()
-    return Child(name, popen, log)
+    return child
 
 
-def start_server(name: str, module: str, args: list[str], workdir: Path, timeout: float = 30.0) -> tuple[Child, str]:
-    """``python -m module --host 127.0.0.1 --port 0 *args``; returns once it printed its URL."""
+def spawn(name: str, args: list[str], log: Path, env: Mapping[str, str] | None = None, *,
+          into: list[Child]) -> Child:
+    """``python *args`` logging to ``log``; recorded in ``into`` (whoever stops it) even on Ctrl-C."""
+    return _launch(name, [sys.executable, *args], log, pipe_stdout=False, env=env or {}, into=into)
+
+
+def start_server(name: str, module: str, args: list[str], workdir: Path, timeout: float = 30.0, *,
+                 into: list[Child] | None = None) -> tuple[Child, str]:
+    """``python -m module --host 127.0.0.1 --port 0 *args``; returns once it printed its URL.
+
+    Stopped here if it fails to start or an interrupt lands while it starts; once started, recorded in
+    ``into`` when given (the caller stops it).
+    """
     log = workdir / f"{name}.log"
-    handle = log.open("wb")
+    child: Child | None = None
     try:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
-    finally:
-        handle.close()
-    child = Child(name, popen, log)
-    assert popen.stdout is not None
+        child = _launch(name, [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args], log,
+                        pipe_stdout=True, env={}, into=into)
+        return child, _read_url(child, module, timeout)
+    except BaseException:
+        if child is not None:
+            child.stop()
+        raise
+
+
+def _read_url(child: Child, module: str, timeout: float) -> str:
+    stdout = child.popen.stdout
+    assert stdout is not None
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
-        sel.register(popen.stdout, selectors.EVENT_READ)
+        sel.register(stdout, selectors.EVENT_READ)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                child.stop()
                 raise BenchError(f"{module} printed no 'listening on URL' line within {timeout:.0f}s")
             if not sel.select(remaining):
                 continue
-            line = popen.stdout.readline().decode()
+            line = stdout.readline().decode()
             if not line:
-                child.stop()
-                raise BenchError(f"{module} exited before it was ready; see {log}")
+                raise BenchError(f"{module} exited before it was ready; see {child.log}")
             if line.startswith("listening on "):
-                popen.stdout.close()  # nothing more is printed there
-                return child, line.removeprefix("listening on ").strip()
+                stdout.close()  # nothing more is printed there
+                return line.removeprefix("listening on ").strip()
 
 
 # -- the simulator's rates -----------------------------------------------------------------------------
@@ -227,8 +275,8 @@ class Stack:
     ca_path: Path = Path()
     servers: dict[str, Child] = field(default_factory=dict)
     pipelines: list[Pipeline] = field(default_factory=list)
-    # Every worker process as soon as it is spawned: a Ctrl-C between two spawns must still stop the first.
-    spawned: list[Child] = field(default_factory=list)
+    # Every process as soon as it exists (see interrupts_held): a Ctrl-C at any point must stop them all.
+    started: list[Child] = field(default_factory=list)
     spaces: list[kibana.Space] = field(default_factory=list)
     es: Elasticsearch | None = None
     sim: httpx.Client | None = None
@@ -237,20 +285,20 @@ class Stack:
         ca = TestCA.create(self.workdir / "ca")
         cert = ca.issue(self.workdir / "llm-cert", "lme-litellm", ("localhost", "127.0.0.1"))
         self.ca_path = ca.cert_path
-        es_child, self.es_url = start_elasticsearch(self.es_mode, self.workdir)
+        es_child, self.es_url = start_elasticsearch(self.es_mode, self.workdir, into=self.started)
         self.servers["elasticsearch"] = es_child
         if self.llm_mode == "real":
             from bench import realllm  # noqa: PLC0415 - realllm builds on this module
 
             self.real_llm = realllm.start(self.workdir, LLM_KEY, parallel=self.rates.slots,
-                                          niceness=self.llm_niceness)
+                                          niceness=self.llm_niceness, into=self.started)
             llm_child, self.llm_url, self.ca_path = self.real_llm.child, self.real_llm.url, self.real_llm.ca
         else:
             llm_child, self.llm_url = start_server(
                 "llm", "tests.fakes.llm",
                 ["--api-key", LLM_KEY, "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
                  *self.rates.flags()],
-                self.workdir)
+                self.workdir, into=self.started)
         self.servers["llm"] = llm_child
         self.es = Elasticsearch(self.es_url, request_timeout=120)
         self.sim = httpx.Client(base_url=self.llm_url, timeout=60,
@@ -267,11 +315,11 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for pipeline in self.pipelines:
-            for child in pipeline.children():
+        servers = [id(child) for child in self.servers.values()]
+        # The workers first (they write to the servers), then the Kibana spaces, then the servers.
+        for child in reversed(self.started):
+            if id(child) not in servers:
                 child.stop()
-        for child in self.spawned:  # those of a pipeline interrupted while it started
-            child.stop()
         if self.es is not None:
             for space in self.spaces:
                 # The server may be gone already (and stopping it drops all data anyway).
@@ -280,7 +328,7 @@ class Stack:
             self.es.close()
         if self.sim is not None:
             self.sim.close()
-        for child in self.servers.values():
+        for child in reversed(self.started):
             child.stop()
 
     @property
@@ -363,9 +411,7 @@ class Stack:
         base = ["-m", "worker.admin.cli"]
 
         def start(name: str, args: list[str]) -> Child:
-            child = spawn(name, [*base, *args], logs / f"{name}.log", env)
-            self.spawned.append(child)
-            return child
+            return spawn(name, [*base, *args], logs / f"{name}.log", env, into=self.started)
 
         pipeline = Pipeline(poll=start("poll", ["worker", "--role", "poll", "--skip-checks"]),
                             assess=start("assess", ["worker", "--role", "assess", "--skip-checks"]),
@@ -394,9 +440,9 @@ def add_es_option(p: argparse.ArgumentParser) -> None:
                         "Java 17+ and Maven) or our test server")
 
 
-def start_elasticsearch(mode: str, workdir: Path) -> tuple[Child, str]:
+def start_elasticsearch(mode: str, workdir: Path, *, into: list[Child] | None = None) -> tuple[Child, str]:
     if mode == "server":
-        return start_server("elasticsearch", "tests.fakes.elasticsearch", [], workdir)
+        return start_server("elasticsearch", "tests.fakes.elasticsearch", [], workdir, into=into)
     if mode != "real":
         raise BenchError(f"--es must be one of {ES_MODES}, not {mode!r}")
     try:
@@ -404,7 +450,8 @@ def start_elasticsearch(mode: str, workdir: Path) -> tuple[Child, str]:
     except es_node.NodeError as exc:
         raise BenchError(f"the real Elasticsearch node: {exc}") from exc
     return start_server("elasticsearch", "tests.realstack.elasticsearch",
-                        ["--start-timeout", str(REAL_NODE_START_S)], workdir, timeout=REAL_NODE_START_S + 10)
+                        ["--start-timeout", str(REAL_NODE_START_S)], workdir, timeout=REAL_NODE_START_S + 10,
+                        into=into)
 
 
 @contextmanager

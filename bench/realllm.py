@@ -58,13 +58,14 @@ class RealChain:
 
 
 def start(workdir: Path, api_key: str, *, parallel: int = 1, threads: int = 2, ctx_per_slot: int = 4096,
-          timeout: float = 300.0, niceness: int | None = None) -> RealChain:
+          timeout: float = 300.0, niceness: int | None = None, into: list[Child] | None = None) -> RealChain:
     """Start the chain with ``parallel`` slots; certificates from a fresh CA in ``workdir/llm-ca``.
 
     ``niceness``: the scheduling niceness of the chain's processes (inherited from this thread at fork).
     On a machine busy with other work, llama.cpp's threads wait for each other at every step and its speed
     collapses; a negative niceness (root only) gives it the CPU as if it had the machine to itself, which is
-    what the model has on an LME host.
+    what the model has on an LME host. ``into``: where its process is recorded as soon as it exists (see
+    :func:`bench.harness.start_server`).
     """
     certs = workdir / "llm-ca"
     run_dir = workdir / "llm-chain"
@@ -81,7 +82,7 @@ def start(workdir: Path, api_key: str, *, parallel: int = 1, threads: int = 2, c
             "--api-key", api_key, "--cert-dir", str(certs), "--log-dir", str(run_dir), "--no-prepare",
             "--parallel", str(parallel), "--threads", str(threads), "--ctx-per-slot", str(ctx_per_slot),
             "--start-timeout", str(int(timeout)),
-        ], workdir, timeout=timeout + 30)
+        ], workdir, timeout=timeout + 30, into=into)
     finally:
         if niceness is not None:
             os.setpriority(os.PRIO_PROCESS, 0, old)

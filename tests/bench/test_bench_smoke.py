@@ -157,4 +157,8 @@ def test_ctrl_c_stops_everything_the_benchmark_started(bench_redis: str) -> None
             bench.kill()
             bench.wait(10)
     # A process SIGKILLed with its group may take a moment to be gone on a loaded machine: it must go, soon.
-    wait_for(lambda: processes_with(marker) == [], timeout=30, what="every process the benchmark started to end")
+    try:
+        wait_for(lambda: processes_with(marker) == [], timeout=30, what="every process the benchmark started to end")
+    except AssertionError as exc:
+        left = {pid: _cmdline(pid) for pid in processes_with(marker)}
+        raise AssertionError(f"{exc}; the benchmark exited with {bench.returncode}, still running: {left}") from None
