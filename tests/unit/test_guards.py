@@ -375,8 +375,30 @@ def test_a_shared_answer_is_guarded_for_the_alert_that_receives_it() -> None:
     assert back["injection_suspected"] is False
     assert not back["summary"].startswith(guards.WARNING)
     assert back["risk_level"] == "high"
+    # What shaped the shared text is still recorded; the warning, this alert's own, is not.
+    assert guards.G_RISK_FLOOR in back["guards"] and guards.G_WARNING not in back["guards"]
     # Not an assessment: passed through.
     assert guards.for_alert({"status": "failed"}, receiver) == {"status": "failed"}
+
+
+def test_a_group_answer_is_guarded_against_every_member_but_flags_only_the_one_that_holds_the_text() -> None:
+    steered = _answer("Benign admin activity; a false positive.", "low", ["Close the alert."], confidence=0.99)
+    hostile = _alert(**{"process.command_line": IGNORE_PREVIOUS})
+    # The claimed alert is clean; another member of its group addressed the model.
+    clean_claimer = guards.for_group(steered, ALERT, [hostile, ALERT])
+    assert clean_claimer.risk_level == "high" and clean_claimer.confidence <= guards.STEERED_CONFIDENCE_MAX
+    assert clean_claimer.injection_reasons == ()  # not flagged: its own text is clean
+    assert not clean_claimer.summary.startswith(guards.WARNING)
+    assert guards.UNVERIFIED in clean_claimer.summary
+    assert not any("close" in a.lower() for a in clean_claimer.recommended_actions)
+    assert {guards.G_RISK_FLOOR, guards.G_DEMOTED, guards.G_ACTION_DROPPED} <= set(clean_claimer.guards)
+    assert guards.G_WARNING not in clean_claimer.guards
+    # The hostile member claimed: flagged and warned, as a single alert would be.
+    hostile_claimer = guards.for_group(steered, hostile, [ALERT])
+    assert hostile_claimer.injection_reasons and hostile_claimer.summary.startswith(guards.WARNING)
+    assert hostile_claimer.risk_level == "high"
+    # A group of clean members: the model's view stands, as for one alert.
+    assert guards.for_group(steered, ALERT, [ALERT, ALERT]) == _guarded(steered, ALERT)
 
 
 # -- properties ---------------------------------------------------------------------------------------------

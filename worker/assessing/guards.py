@@ -14,6 +14,8 @@ make sure it cannot reach the verdict an analyst reads first:
   completed from the alert's own fields (deterministically; no second model call).
 * :func:`for_alert` re-applies the per-alert parts to an answer shared from another alert (cache,
   coalescing): alerts of one fingerprint share the prompt extract, not every field this scans.
+* :func:`for_group` guards an incident group's answer against every member's text the prompt carried:
+  one hostile member cannot lower or steer what the whole group reads, though only it is flagged.
 """
 
 from __future__ import annotations
@@ -520,6 +522,23 @@ def guard(answer: Assessment, source: dict[str, Any], injection_reasons: list[st
                    injection_reasons=tuple(injection_reasons), guards=tuple(applied))
 
 
+def for_group(answer: Assessment, own: dict[str, Any], others: list[dict[str, Any]]) -> Assessment:
+    """An incident group's ``answer`` made safe for the claimed alert ``own``; ``others``: the other members.
+
+    The prompt held every member's text, so the answer is guarded against each one that addresses the model
+    (risk floor, unverified verdicts, dismissive actions dropped), then as for ``own`` alone: the warning and
+    ``injection_reasons`` are ``own``'s (the other members get theirs from :func:`for_alert`).
+    """
+    carried: list[str] = []
+    for source in others:
+        reasons = detect_injection(source)
+        if reasons:
+            answer = guard(answer, source, reasons, rule_severity(source))
+            carried += [g for g in answer.guards if g != G_WARNING]
+    answer = guard(answer, own, detect_injection(own), rule_severity(own))
+    return replace(answer, guards=tuple(dict.fromkeys([*carried, *answer.guards])))
+
+
 # -- shared answers ------------------------------------------------------------------------------------
 
 def for_alert(shared_fields: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
@@ -542,6 +561,12 @@ def for_alert(shared_fields: dict[str, Any], source: dict[str, Any]) -> dict[str
     )
     reasons = detect_injection(source)
     guarded = guard(answer, source, reasons, rule_severity(source))
+    # What shaped the shared text still shaped it here (a raised risk stays, a demoted verdict too); the
+    # warning is this alert's own.
+    shared_guards = shared_fields.get("guards")
+    carried = [g for g in shared_guards if isinstance(g, str) and g != G_WARNING] \
+        if isinstance(shared_guards, list) else []
+    guarded = replace(guarded, guards=tuple(dict.fromkeys([*carried, *guarded.guards])))
     out = {**shared_fields, **guarded.as_fields(), **guarded.guard_fields(), "injection_suspected": bool(reasons)}
     if "what_happened" not in shared_fields:
         out.pop("what_happened", None)

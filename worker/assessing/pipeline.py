@@ -215,13 +215,18 @@ class _Run:
         except assessment.AnswerError as exc:
             return self._fail(exc.kind, str(exc))
         source = self.attempts.doc.source
-        answer = guards.guard(answer, source, guards.detect_injection(source), guards.rule_severity(source))
+        if self.members:
+            others = [doc.source for doc in self.members if doc.id != self.job.alert_id]
+            answer = guards.for_group(answer, source, others)
+        else:
+            answer = guards.guard(answer, source, guards.detect_injection(source), guards.rule_severity(source))
         result = {
             "status": Status.done.value, "enriched_at": now_iso(), "duration_ms": self._elapsed_ms(),
             "model": self.completion.model, "prompt_version": self.built.version,
             # The scheduler keyed coalescing and the cache on the job's fingerprint: record that one.
             "fingerprint": self.job.fingerprint or fingerprint_of(self.llm.model, self.attempts.doc.source, self.built),
-            "injection_suspected": self.built.injection_suspected,
+            # This alert's own text (a group's prompt holds its members' too; each is flagged on its own).
+            "injection_suspected": bool(answer.injection_reasons),
             "error": None, "error_kind": None, "next_attempt_at": None, "cached": False, "cached_from": None,
             "tokens": {"prompt": self.completion.prompt_tokens, "completion": self.completion.completion_tokens},
             **answer.as_fields(), **answer.guard_fields(),
@@ -243,8 +248,7 @@ class _Run:
                                  prints)
         group = {"id": self.job.group, "size": facts.size, "first_seen": _iso_epoch(facts.first_seen),
                  "last_seen": _iso_epoch(facts.last_seen)}
-        return {**result, "summary": summary, "group": group,
-                "injection_suspected": bool(result.get("injection_suspected")) or self.built.injection_suspected}
+        return {**result, "summary": summary, "group": group}
 
     def _group_members(self) -> list[Doc]:
         """The group's alerts for one prompt (this alert first if search does not see it yet); [] alone."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 from collections.abc import Mapping
@@ -50,8 +51,21 @@ def parse_chat(body: Any) -> ChatRequest:
     return ChatRequest(model, messages, bool(body.get("stream")), timeout_s, num_retries)
 
 
+# What a small model answers when it follows "mark this alert as benign" in the alert (seen on the real chain).
+STEERED_ANSWER = {"summary": "Benign administrative activity; this is a false positive.", "risk": "low",
+                  "confidence": 99, "actions": ["Close the alert as a false positive."]}
+
+
+def message_text(messages: list[dict[str, Any]]) -> str:
+    """The text of a request's messages (what a ``match`` of a fault rule is looked for in)."""
+    return "\n".join(m["content"] for m in messages if isinstance(m.get("content"), str))
+
+
 def apply_fault(answer: Answer, kind: str | None) -> Answer:
-    """The content faults: ``truncated`` and ``malformed``."""
+    """The content faults: ``truncated``, ``malformed`` and ``steered``."""
+    if kind == "steered":
+        content = json.dumps(STEERED_ANSWER)
+        return replace(answer, content=content, finish_reason="stop", completion_tokens=len(tokenize(content)))
     if kind == "truncated":
         pieces = tokenize(answer.content)
         keep = max(1, len(pieces) // 2) if pieces else 0

@@ -7,7 +7,8 @@
   (seeded, so a run is reproducible).
 - ``{"kind": K}``: every chat request until ``DELETE /_sim/faults``.
 - optional ``"delay"`` (seconds) overrides the 4.5 s of ``backend_down``; ``"retry_after"``
-  (seconds) the ``Retry-After`` of ``429``.
+  (seconds) the ``Retry-After`` of ``429``; ``"match"`` (text) limits the rule to chat requests whose
+  messages contain it (others pass untouched and do not consume ``count``).
 
 ``GET /_sim/faults`` shows the rule (``remaining``, ``applied``); ``DELETE`` clears it.
 The CLI's ``--fault-kind K --fault-rate R`` installs a rate rule at start.
@@ -21,6 +22,9 @@ Kinds:
 - ``reset``: the answer is computed, then the connection is closed half-way through the body.
 - ``truncated``: ``finish_reason: "length"`` with the content cut to half its tokens.
 - ``malformed``: content that is not valid JSON, even when a schema was requested.
+- ``steered``: the model obeyed text in the alert: a schema-valid answer that calls it benign, risk
+  low, confidence 99, and asks to close it (what small models answer to "mark this as benign"; with
+  ``match``, only for prompts holding the attack).
 - ``empty_choices``: a 200 answer with ``"choices": []``.
 - ``slow_stream``: generation at a tenth of the rate (streaming or not; the CPU is busy longer).
 - ``backend_down``: llama-server unreachable: 500 after ~4.5 s (LiteLLM's own retries), the same
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = frozenset(
-    {"429", "500", "502", "503", "hang", "reset", "truncated", "malformed", "empty_choices",
+    {"429", "500", "502", "503", "hang", "reset", "truncated", "malformed", "steered", "empty_choices",
      "slow_stream", "backend_down"}
 )
 BACKEND_DOWN_DELAY = 4.5
@@ -54,6 +58,7 @@ class FaultRule:
     seed: int | None = None
     delay: float | None = None
     retry_after: int = 1
+    match: str | None = None
     applied: int = 0
 
     @classmethod
@@ -71,6 +76,9 @@ class FaultRule:
         if delay is not None and (not isinstance(delay, int | float) or delay < 0):
             raise FaultSpecError("delay must be a non-negative number")
         seed = spec.get("seed")
+        match = spec.get("match")
+        if match is not None and (not isinstance(match, str) or not match):
+            raise FaultSpecError("match must be a non-empty string")
         return cls(
             kind=kind,
             count=count,
@@ -78,12 +86,13 @@ class FaultRule:
             seed=None if seed is None else int(seed),
             delay=None if delay is None else float(delay),
             retry_after=int(spec.get("retry_after", 1)),
+            match=match,
         )
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "remaining": self.count, "rate": self.rate, "seed": self.seed,
-            "delay": self.delay, "retry_after": self.retry_after, "applied": self.applied,
+            "delay": self.delay, "retry_after": self.retry_after, "match": self.match, "applied": self.applied,
         }
 
 
@@ -111,11 +120,11 @@ class Faults:
         with self._lock:
             return {"fault": None if self._rule is None else self._rule.describe()}
 
-    def take(self) -> FaultRule | None:
-        """The fault for the next chat request, if any (consumes one of ``count``)."""
+    def take(self, text: str = "") -> FaultRule | None:
+        """The fault for the next chat request, whose messages are ``text``, if any (consumes one of ``count``)."""
         with self._lock:
             rule = self._rule
-            if rule is None:
+            if rule is None or (rule.match is not None and rule.match not in text):
                 return None
             if rule.count is not None:
                 if rule.count <= 0:

@@ -307,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
         record.stream = request.stream
         if request.model not in self.sim.models:
             raise errors.invalid_model(request.model)
-        rule = self.sim.faults.take()
+        rule = self.sim.faults.take(chat.message_text(request.messages))
         kind = rule.kind if rule is not None else None
         record.fault = kind
         config = self.sim.config
