@@ -237,3 +237,13 @@ def variants(docs: list[dict[str, Any]], count: int, prefix: str, **fields: Any)
             set_field(doc, path.replace("__", "."), value)
         made.append(doc)
     return made
+
+
+def burst(rule: str, prefix: str, count: int) -> list[dict[str, Any]]:
+    """``count`` alerts of the corpus rule ``rule`` on one host, a second apart: one incident group."""
+    base = next(d for d in eligible(load_corpus())
+                if alert.first(d, "kibana.alert.rule.name") == rule and alert.first(d, "host.name"))
+    docs = variants([base], count, prefix)
+    for n, doc in enumerate(docs):
+        set_field(doc, "kibana.alert.original_time", f"2026-12-01T10:00:{n:02d}.000Z")
+    return docs

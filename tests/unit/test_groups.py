@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker.assessing import facts, group_prompt, prompt
+from worker.assessing import facts, group_prompt, guards, prompt
 from worker.dispatch import grouping
 from worker.dispatch.scheduler import Job
 
@@ -97,6 +97,10 @@ def test_a_group_summary_names_the_count_and_the_host() -> None:
     assert group_prompt.ground("Whoami ran repeatedly.", facts_, 600).startswith("12 alerts on ws5 within 6 min: ")
     kept = "12 alerts on WS5 ran whoami."
     assert group_prompt.ground(kept, facts_, 600) == kept
+    # The guards' warning stays the first thing an analyst reads (seen on the real chain: it came second).
+    warned = group_prompt.ground(f"{guards.WARNING} Whoami ran repeatedly.", facts_, 600)
+    assert warned == f"{guards.WARNING} 12 alerts on ws5 within 6 min: Whoami ran repeatedly."
+    assert group_prompt.ground(f"{guards.WARNING} " + "x" * 700, facts_, 600).startswith(guards.WARNING)
 
 
 def test_a_fact_card_says_what_the_alert_says_in_plain_text() -> None:

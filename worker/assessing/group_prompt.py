@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from worker.alerts import alert
-from worker.assessing import prompt
+from worker.assessing import guards, prompt
 from worker.dispatch import grouping
 
 VERSION_SUFFIX: Final = "-group"
@@ -100,11 +100,15 @@ def build(members: list[dict[str, Any]], facts: GroupFacts) -> prompt.Prompt:
 
 
 def ground(summary: str, facts: GroupFacts, limit: int) -> str:
-    """The summary, opened with the count and host when the model left them out (analysts need both)."""
+    """The summary, opened with the count and host when the model left them out (analysts need both).
+
+    The guards' warning, when there is one, stays first: it is what an analyst must read before anything else.
+    """
     if str(facts.size) in summary and facts.host.lower() in summary.lower():
         return summary
+    warning = guards.WARNING + " " if summary.startswith(guards.WARNING) else ""
     opening = f"{facts.size} alerts on {facts.host} within {describe_span(facts.last_seen - facts.first_seen)}: "
-    text = opening + summary
+    text = warning + opening + summary[len(warning):].lstrip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
