@@ -24,7 +24,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 from worker.alerts import alert, fields
@@ -223,7 +223,26 @@ def detect_injection(source: dict[str, Any]) -> list[str]:
             take(path, text)
     except RecursionError:  # alert.values on nesting deeper than Python's stack: what was collected stands
         pass
-    return sorted(_scan(groups[False], rule_authored=False) | _scan(groups[True], rule_authored=True))
+    return sorted(_scan(groups[False], rule_authored=False) | _scan_rule_texts(groups[True]))
+
+
+_LONG_RULE_TEXT: Final = 200
+
+
+def _scan_rule_texts(texts: list[str]) -> set[str]:
+    # A rule's long texts (description, investigation guide, query: ~10 KB) are the same in each of its alerts,
+    # and scanning them was half the cost of detection (profiled): each is scanned once per process. Its short
+    # values (ids, dates) vary per alert and cost little.
+    found = _scan([t for t in texts if len(t) < _LONG_RULE_TEXT], rule_authored=True)
+    for text in texts:
+        if len(text) >= _LONG_RULE_TEXT:
+            found |= _scan_long_rule_text(text)
+    return found
+
+
+@lru_cache(maxsize=512)
+def _scan_long_rule_text(text: str) -> frozenset[str]:
+    return frozenset(_scan([text], rule_authored=True))
 
 
 # -- facts of the alert -----------------------------------------------------------------------------------
@@ -522,8 +541,10 @@ def guard(answer: Assessment, source: dict[str, Any], injection_reasons: list[st
                    injection_reasons=tuple(injection_reasons), guards=tuple(applied))
 
 
-def for_group(answer: Assessment, own: dict[str, Any], others: list[dict[str, Any]]) -> Assessment:
+def for_group(answer: Assessment, own: dict[str, Any], others: list[dict[str, Any]], *,
+              own_reasons: list[str] | None = None) -> Assessment:
     """An incident group's ``answer`` made safe for the claimed alert ``own``; ``others``: the other members.
+    ``own_reasons``: :func:`detect_injection` of ``own``, when the caller has it.
 
     The prompt held every member's text, so the answer is guarded against each one that addresses the model
     (risk floor, unverified verdicts, dismissive actions dropped), then as for ``own`` alone: the warning and
@@ -535,7 +556,8 @@ def for_group(answer: Assessment, own: dict[str, Any], others: list[dict[str, An
         if reasons:
             answer = guard(answer, source, reasons, rule_severity(source))
             carried += [g for g in answer.guards if g != G_WARNING]
-    answer = guard(answer, own, detect_injection(own), rule_severity(own))
+    reasons = detect_injection(own) if own_reasons is None else own_reasons
+    answer = guard(answer, own, reasons, rule_severity(own))
     return replace(answer, guards=tuple(dict.fromkeys([*carried, *answer.guards])))
 
 

@@ -197,7 +197,9 @@ class _Run:
         self.job = job
         self.attempts = attempts
         self.started = time.monotonic()
-        self.built = prompt.build(attempts.doc.source)
+        # Scanning the whole alert for text aimed at the model is the costliest step of a run: once.
+        self.reasons = guards.detect_injection(attempts.doc.source)
+        self.built = prompt.build(attempts.doc.source, suspected=bool(self.reasons))
         self.completion: Completion | None = None
         self.grouping = services.groups is not None and bool(job.group)
         self.groups = services.groups
@@ -217,9 +219,9 @@ class _Run:
         source = self.attempts.doc.source
         if self.members:
             others = [doc.source for doc in self.members if doc.id != self.job.alert_id]
-            answer = guards.for_group(answer, source, others)
+            answer = guards.for_group(answer, source, others, own_reasons=self.reasons)
         else:
-            answer = guards.guard(answer, source, guards.detect_injection(source), guards.rule_severity(source))
+            answer = guards.guard(answer, source, self.reasons, guards.rule_severity(source))
         result = {
             "status": Status.done.value, "enriched_at": now_iso(), "duration_ms": self._elapsed_ms(),
             "model": self.completion.model, "prompt_version": self.built.version,
@@ -287,7 +289,7 @@ class _Run:
                     raise
                 members = members[: len(members) // 2]
         for scale in PROMPT_SCALES:
-            self.built = prompt.build(source, scale=scale)
+            self.built = prompt.build(source, scale=scale, suspected=bool(self.reasons))
             try:
                 return _call_model(self.settings, self.llm, self.built, self.attempts)
             except LLMError as exc:
@@ -316,7 +318,7 @@ class _Run:
         self._finish(fields.ai_doc(status=Status.failed.value, error=reason[:2000], error_kind=kind,
                                    enriched_at=now_iso(), duration_ms=self._elapsed_ms(), next_attempt_at=None,
                                    model=self.llm.model, prompt_version=self.built.version,
-                                   injection_suspected=self.built.injection_suspected))
+                                   injection_suspected=bool(self.reasons)))
         return Outcome("failed", reason, kind=kind)
 
     def _finish(self, result: dict[str, Any]) -> None:

@@ -221,8 +221,8 @@ def _injection_suspected(source: dict[str, Any]) -> bool:
     return bool(guards.detect_injection(source))
 
 
-def build(source: dict[str, Any], *, scale: float = 1.0) -> Prompt:
-    """The chat messages for one alert."""
+def build(source: dict[str, Any], *, scale: float = 1.0, suspected: bool | None = None) -> Prompt:
+    """The chat messages for one alert (``suspected``: its injection flag, when the caller scanned it already)."""
     pairs = extract_pairs(source, scale=scale)
     rule = [pair for pair in pairs if pair[0] in RULE_LABELS]
     event = [pair for pair in pairs if pair[0] not in RULE_LABELS]
@@ -237,7 +237,7 @@ def build(source: dict[str, Any], *, scale: float = 1.0) -> Prompt:
         extract=extract,
         pairs=tuple(pairs),
         version=PROMPT_VERSION,
-        injection_suspected=_injection_suspected(source),
+        injection_suspected=_injection_suspected(source) if suspected is None else suspected,
     )
 
 
