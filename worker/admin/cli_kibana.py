@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from worker.admin import kibana as kibana_api
+if TYPE_CHECKING:
+    from worker.admin import kibana as kibana_api  # its HTTP client is imported by the command that uses it
 
 _P = "LME_ENRICH_"
 
@@ -44,6 +46,8 @@ def _flag(name: str, default: bool) -> bool:
 
 
 def _auth(username: str | None, password: str | None, api_key: str | None) -> kibana_api.Auth:
+    from worker.admin import kibana as kibana_api
+
     if api_key and (username or password):
         raise click.UsageError("give either an API key or a username and password for Kibana, not both")
     if api_key:
@@ -76,6 +80,8 @@ def install(url: str | None, ndjson: Path | None, tag: str | None, wait: float, 
     ones (LME_ENRICH_ES_*); each also as *_FILE. CA: LME_ENRICH_KIBANA_CA_CERT, else LME_ENRICH_ES_CA_CERT.
     Safe to run again: nothing is duplicated.
     """
+    from worker.admin import kibana as kibana_api
+
     base = url or _env("KIBANA_URL") or "https://lme-kibana:5601"
     if _env("KIBANA_USERNAME", "KIBANA_PASSWORD", "KIBANA_API_KEY"):
         auth = _auth(_env("KIBANA_USERNAME"), _env("KIBANA_PASSWORD"), _env("KIBANA_API_KEY"))

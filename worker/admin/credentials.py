@@ -9,9 +9,10 @@ docs/deploy.md explains each privilege; deploy/elasticsearch/lme-enrich-role.jso
 from __future__ import annotations
 
 import base64
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from elasticsearch import Elasticsearch
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 ROLE_NAME: Final = "lme-enrich"
 API_KEY_NAME: Final = "lme-enrich"

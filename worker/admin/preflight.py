@@ -10,7 +10,7 @@ import sys
 
 from elasticsearch import ApiError, TransportError
 
-from worker.alerts.store import StoreError
+from worker.alerts.errors import StoreError
 from worker.config import get_settings
 from worker.services import build_services, check_model
 from worker.settings import ConfigError

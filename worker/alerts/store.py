@@ -23,6 +23,7 @@ from elasticsearch import (
 )
 
 from worker.alerts import alert, fields, history
+from worker.alerts.errors import StoreError
 from worker.assessing import prompt
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,6 @@ HIT_SOURCE = sorted({
     "process.parent.name", "file.name",
 })
 
-
-class StoreError(Exception):
-    """Elasticsearch did not let us do something; the message says what and what to check."""
 
 
 class MappingError(StoreError):
