@@ -16,7 +16,7 @@ from tests.celery_procs import celery_processes
 from tests.integration.conftest import LLMSim
 from tests.integration.test_pipeline import sources, start_pipeline, wait_for_status
 from worker.assessing import fingerprint, prompt
-from worker.dispatch.scheduler import AFFINITY_RUN, Job, Scheduler
+from worker.dispatch.scheduler import AFFINITY_RUN, SCAN, Job, Scheduler
 from worker.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -174,6 +174,28 @@ def test_the_cache_can_be_turned_off(
         kibana.seed(es, space, storm[1:])
         wait_for_status(es, space, "done", 2, timeout=60)
     assert len(llm.chat_requests()) == 2
+
+
+def test_without_a_free_slot_every_cached_alert_is_served_past_one_read_and_a_requeue_still_goes(
+    scheduler: Scheduler
+) -> None:
+    # One job in flight fills the window (LME_ENRICH_DISPATCH_AHEAD=1).
+    scheduler.add([Job("i", "busy", "c-busy", "f-busy", "rule", "high", 1000.0)])
+    assert [job.alert_id for job in scheduler.dispatch(lambda job: None).sent] == ["busy"]
+    # More cached alerts than one dispatch read takes (SCAN), each with its own fingerprint, then one never seen.
+    count = 2 * SCAN + 50
+    jobs = [Job("i", f"a{n}", f"c{n}", f"f{n}", f"rule-{n % 7}", "medium", 2000.0 + n) for n in range(count)]
+    for job in jobs:
+        scheduler.remember(job.fingerprint, {"summary": f"answer {job.fingerprint}", "risk_level": "low"})
+    scheduler.add([*jobs, Job("i", "new", "c-new", "f-new", "rule", "high", 1500.0)])
+    decided = scheduler.dispatch(lambda job: None)
+    assert decided.sent == []  # no slot: the uncached one waits
+    assert sorted(job.alert_id for job, _ in decided.cached) == sorted(job.alert_id for job in jobs)
+    assert all(answer["summary"] == f"answer {job.fingerprint}" for job, answer in decided.cached)
+    # A person's requeue goes to Celery even without a slot.
+    scheduler.add([Job("i", "asked", "c-asked", "f-asked", "rule", "requeue", 3000.0)])
+    assert [job.alert_id for job in scheduler.dispatch(lambda job: None).sent] == ["asked"]
+    assert scheduler.pending_count() == 1  # "new", still waiting for its slot
 
 
 def test_taking_over_a_dead_claim_frees_its_slot_and_its_leadership(scheduler: Scheduler) -> None:

@@ -358,8 +358,9 @@ class Scheduler:
             now = time.time()
             free = self.settings.dispatch_window() - self.inflight_count()
             lease = int(self.settings.claim_lease.total_seconds())
-            # One read of the best SCAN waiting jobs serves the whole round (each add is followed by a dispatch
-            # of its own, so nothing added meanwhile waits); read again only when a round used them all.
+            # One read of the best SCAN waiting jobs serves the round (each add is followed by a dispatch of its
+            # own, so nothing added meanwhile waits); read again only when the last pass over them still took
+            # something (more may be servable beyond them: a storm of cached answers).
             while True:
                 ids = cast(list[tuple[bytes, float]], self.redis.zrange(PENDING, 0, SCAN - 1, withscores=True))
                 if not ids:
@@ -367,8 +368,9 @@ class Scheduler:
                 raws = cast(list[bytes | None], self.redis.hmget(JOBS, [claim for claim, _ in ids]))
                 waiting = {job.claim_id: (job, score) for raw, (_, score) in zip(raws, ids, strict=True) if raw
                            for job in [self._decode(raw)]}
-                progressed = False
+                took = False
                 while waiting:
+                    took = False
                     candidates = list(waiting.values())
                     if free <= 0:
                         # Without a free slot, only what needs none goes ahead: a cached answer, and a person's
@@ -385,7 +387,7 @@ class Scheduler:
                         job = self._take_job(candidate.claim_id, candidate.key)
                         if job is None:
                             continue  # taken by another dispatcher
-                        progressed = True
+                        took = True
                         cached = self.cached_for(job)
                         if cached is not None:
                             group = [job, *self._take_group(job.key)] if job.key else [job]
@@ -420,7 +422,7 @@ class Scheduler:
                         break
                     if not sent:
                         break
-                if not progressed or waiting or len(ids) < SCAN:
+                if not took or len(ids) < SCAN:
                     break
         finally:
             with contextlib.suppress(redis.exceptions.LockError):  # it expired: nothing else to undo
