@@ -385,7 +385,10 @@ def test_a_group_answer_is_guarded_against_every_member_but_flags_only_the_one_t
     steered = _answer("Benign admin activity; a false positive.", "low", ["Close the alert."], confidence=0.99)
     hostile = _alert(**{"process.command_line": IGNORE_PREVIOUS})
     # The claimed alert is clean; another member of its group addressed the model.
-    clean_claimer = guards.for_group(steered, ALERT, [hostile, ALERT])
+    def scanned(*sources: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+        return [(source, guards.detect_injection(source)) for source in sources]
+
+    clean_claimer = guards.for_group(steered, ALERT, scanned(hostile, ALERT))
     assert clean_claimer.risk_level == "high" and clean_claimer.confidence <= guards.STEERED_CONFIDENCE_MAX
     assert clean_claimer.injection_reasons == ()  # not flagged: its own text is clean
     assert not clean_claimer.summary.startswith(guards.WARNING)
@@ -394,11 +397,11 @@ def test_a_group_answer_is_guarded_against_every_member_but_flags_only_the_one_t
     assert {guards.G_RISK_FLOOR, guards.G_DEMOTED, guards.G_ACTION_DROPPED} <= set(clean_claimer.guards)
     assert guards.G_WARNING not in clean_claimer.guards
     # The hostile member claimed: flagged and warned, as a single alert would be.
-    hostile_claimer = guards.for_group(steered, hostile, [ALERT])
+    hostile_claimer = guards.for_group(steered, hostile, scanned(ALERT))
     assert hostile_claimer.injection_reasons and hostile_claimer.summary.startswith(guards.WARNING)
     assert hostile_claimer.risk_level == "high"
     # A group of clean members: the model's view stands, as for one alert.
-    assert guards.for_group(steered, ALERT, [ALERT, ALERT]) == _guarded(steered, ALERT)
+    assert guards.for_group(steered, ALERT, scanned(ALERT, ALERT)) == _guarded(steered, ALERT)
 
 
 # -- properties ---------------------------------------------------------------------------------------------

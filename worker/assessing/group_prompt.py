@@ -78,8 +78,9 @@ def event_lines(members: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
     return shared + varying
 
 
-def build(members: list[dict[str, Any]], facts: GroupFacts) -> prompt.Prompt:
-    """The chat messages for a group whose member ``_source`` documents are ``members`` (first = oldest)."""
+def build(members: list[dict[str, Any]], facts: GroupFacts, *, suspected: bool | None = None) -> prompt.Prompt:
+    """The chat messages for a group whose member ``_source`` documents are ``members`` (first = oldest);
+    ``suspected``: whether any member's text addresses the model, when the caller scanned them already."""
     per_member = [prompt.extract_pairs(source) for source in members[:MAX_MEMBERS]]
     rule = [pair for pair in per_member[0] if pair[0] in prompt.RULE_LABELS]
     event = event_lines(per_member)
@@ -90,7 +91,8 @@ def build(members: list[dict[str, Any]], facts: GroupFacts) -> prompt.Prompt:
             f"Event data of the group:\n{marker}\n{extract}\n{marker}\n"
             "Describe the burst: how many alerts, over what span, what varies and why it matters. "
             "Reply with the JSON object only.")
-    suspected = any(prompt.build(source).injection_suspected for source in members[:MAX_MEMBERS])
+    if suspected is None:
+        suspected = any(guards.detect_injection(source) for source in members[:MAX_MEMBERS])
     all_pairs = tuple(pair for pairs in per_member for pair in pairs)
     return prompt.Prompt(
         messages=[{"role": "system", "content": prompt.SYSTEM_PROMPT}, {"role": "user", "content": user}],

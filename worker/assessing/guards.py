@@ -541,18 +541,18 @@ def guard(answer: Assessment, source: dict[str, Any], injection_reasons: list[st
                    injection_reasons=tuple(injection_reasons), guards=tuple(applied))
 
 
-def for_group(answer: Assessment, own: dict[str, Any], others: list[dict[str, Any]], *,
+def for_group(answer: Assessment, own: dict[str, Any], others: list[tuple[dict[str, Any], list[str]]], *,
               own_reasons: list[str] | None = None) -> Assessment:
-    """An incident group's ``answer`` made safe for the claimed alert ``own``; ``others``: the other members.
-    ``own_reasons``: :func:`detect_injection` of ``own``, when the caller has it.
+    """An incident group's ``answer`` made safe for the claimed alert ``own``; ``others``: the other members,
+    each with its :func:`detect_injection` reasons (the caller scanned them for the prompt already).
+    ``own_reasons``: those of ``own``, when the caller has them.
 
     The prompt held every member's text, so the answer is guarded against each one that addresses the model
     (risk floor, unverified verdicts, dismissive actions dropped), then as for ``own`` alone: the warning and
     ``injection_reasons`` are ``own``'s (the other members get theirs from :func:`for_alert`).
     """
     carried: list[str] = []
-    for source in others:
-        reasons = detect_injection(source)
+    for source, reasons in others:
         if reasons:
             answer = guard(answer, source, reasons, rule_severity(source))
             carried += [g for g in answer.guards if g != G_WARNING]

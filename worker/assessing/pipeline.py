@@ -205,6 +205,7 @@ class _Run:
         self.groups = services.groups
         self.peers = peers
         self.members: list[Doc] = []  # the incident group's alerts the prompt describes (empty: this alert alone)
+        self._member_reasons: dict[str, list[str]] = {}
 
     def assess(self, task_retries: int) -> Outcome:
         try:
@@ -218,7 +219,7 @@ class _Run:
             return self._fail(exc.kind, str(exc))
         source = self.attempts.doc.source
         if self.members:
-            others = [doc.source for doc in self.members if doc.id != self.job.alert_id]
+            others = [(doc.source, self._reasons_of(doc)) for doc in self.members if doc.id != self.job.alert_id]
             answer = guards.for_group(answer, source, others, own_reasons=self.reasons)
         else:
             answer = guards.guard(answer, source, self.reasons, guards.rule_severity(source))
@@ -245,12 +246,21 @@ class _Run:
         summary = group_prompt.ground(str(result["summary"]), facts, assessment.STORED_SUMMARY_MAX)
         if self.groups is not None:
             values = {v for source in sources for v in grouping.triage_values(source)}
-            prints = {fingerprint_of(self.llm.model, source, prompt.build(source)) for source in sources}
+            prints = {fingerprint_of(self.llm.model, source, prompt.build(source, suspected=False))
+                      for source in sources}  # the flag does not enter a fingerprint: no scan
             self.groups.assessed(self.job.group, facts.size, values, int(self.settings.cache_ttl.total_seconds()),
                                  prints)
         group = {"id": self.job.group, "size": facts.size, "first_seen": _iso_epoch(facts.first_seen),
                  "last_seen": _iso_epoch(facts.last_seen)}
         return {**result, "summary": summary, "group": group}
+
+    def _reasons_of(self, doc: Doc) -> list[str]:
+        """A group member's injection reasons, scanned once per run (the prompt and the guards both need them)."""
+        if doc.id == self.job.alert_id:
+            return self.reasons
+        if doc.id not in self._member_reasons:
+            self._member_reasons[doc.id] = guards.detect_injection(doc.source)
+        return self._member_reasons[doc.id]
 
     def _group_members(self) -> list[Doc]:
         """The group's alerts for one prompt (this alert first if search does not see it yet); [] alone."""
@@ -279,7 +289,8 @@ class _Run:
         members = self._group_members()
         while len(members) > 1:
             facts = group_prompt.facts_of([d.source for d in members], max(self.job.group_size, len(members)))
-            self.built = group_prompt.build([d.source for d in members], facts)
+            self.built = group_prompt.build([d.source for d in members], facts,
+                                            suspected=any(self._reasons_of(d) for d in members))
             try:
                 completion = _call_model(self.settings, self.llm, self.built, self.attempts)
                 self.members = members
