@@ -22,6 +22,9 @@ def test_beat_schedules_and_a_poll_worker_runs(redis_url: str, tmp_path: Path) -
         "LME_ENRICH_ES_PASSWORD": "unused-here",
         "LME_ENRICH_LLM_API_KEY": "unused-here",
         "LME_ENRICH_POLL_INTERVAL": "1s",
+        # No Elasticsearch here: a closed loopback port refuses at once, where the default host name waits for
+        # DNS (seen on a loaded CI machine: a poll still resolving when the test stopped the worker, SIGKILLed).
+        "LME_ENRICH_ES_URL": "https://127.0.0.1:9",
     }
     started = time.time()
     with celery_processes(env, tmp_path) as procs:
