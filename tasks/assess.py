@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import redis
-from celery.exceptions import SoftTimeLimitExceeded
 from elasticsearch import ApiError, TransportError
 
 from worker.app import app
@@ -51,10 +50,6 @@ def assess_alert(self: Any, /, index: str, alert_id: str, claim_id: str, **meta:
         # Redis stayed away longer than the client rides through: nothing can be settled now. The heartbeat
         # hands this job back once Redis returns (``worker.dispatch.lifecycle``), and recovery sends it again.
         raise
-    except SoftTimeLimitExceeded:
-        limit = services.settings.task_time_limit().total_seconds()
-        outcome = pipeline.fail_unexpected(services, job, "time_limit",
-                                           f"the assessment ran past the task time limit ({limit:g}s)")
     except Exception as exc:
         log.exception("alert %s: unexpected error", alert_id)
         reason = f"internal error ({type(exc).__name__}: {str(exc)[:300]}); requeue to try again"

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, worker_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -92,8 +92,8 @@ class CeleryProcesses:
 
     def worker(self, name: str, queues: tuple[str, ...] = (POLL_QUEUE, ASSESS_QUEUE),
                concurrency: int = 1) -> subprocess.Popen[bytes]:
-        return self._start(name, ["worker", "-Q", ",".join(queues), "-c", str(concurrency),
-                                  "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
+        # The product's own arguments (``lme-enrich worker``: the pool follows the queues), quieter.
+        return self._start(name, [*worker_argv(queues, concurrency, f"{name}@%h"), "--without-gossip",
                                   "--without-mingle"])
 
     def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:

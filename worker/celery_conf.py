@@ -20,14 +20,27 @@ def queue_lists(queue: str) -> list[str]:
     return [f"{queue}{QUEUE_SEP}{step}" if step else queue for step in PRIORITY_STEPS]
 
 
+# Every role runs its tasks in threads of the worker's one process, not in a prefork pool: an assessment waits on
+# the model for tens of seconds and uses ~15 ms of CPU, a poll waits on Elasticsearch and Redis, so a process per
+# task only cost memory (~70 MiB each; issue 13). What prefork added, a hard time limit that kills a child, is
+# replaced by bounds on everything a task waits for: the LLM client's deadline per call
+# (``worker.assessing.llm``), Elasticsearch's request timeout, Redis's socket timeout, and the poll's budget.
+POOL = "threads"
+
+
+def worker_argv(queues: tuple[str, ...], concurrency: int, node: str) -> list[str]:
+    """``celery worker`` arguments for a worker named ``node`` consuming ``queues``."""
+    return ["worker", "-Q", ",".join(queues), "-c", str(concurrency), "-P", POOL, "-n", node, "--loglevel", "INFO"]
+
+
 def build_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``: reliability first, since an assessment takes minutes."""
-    hard_limit = settings.task_time_limit().total_seconds()
+    longest = settings.longest_assessment().total_seconds()
     # An unacknowledged message (a running task, or a retry waiting for its countdown) is redelivered
     # after this: it must outlast both, or one alert would be assessed twice. It does not decide how fast a
     # dead worker's tasks come back: worker.dispatch.recovery sends them again as soon as its heartbeat stops, and
     # drops the old copy if Redis redelivers it later.
-    visibility = max(settings.claim_lease.total_seconds(), hard_limit + settings.retry_backoff_max.total_seconds())
+    visibility = max(settings.claim_lease.total_seconds(), longest + settings.retry_backoff_max.total_seconds())
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
@@ -55,10 +68,6 @@ def build_config(settings: Settings) -> dict[str, Any]:
             "lme_enrich.heartbeat": {"queue": POLL_QUEUE},
             "lme_enrich.poll": {"queue": POLL_QUEUE},
             "lme_enrich.assess": {"queue": ASSESS_QUEUE},
-        },
-        "task_annotations": {
-            "lme_enrich.assess": {"soft_time_limit": hard_limit, "time_limit": hard_limit + 60},
-            "lme_enrich.poll": {"soft_time_limit": 600, "time_limit": 660},
         },
         "beat_schedule": {
             "heartbeat": {

@@ -45,7 +45,7 @@ def build_services(settings: Settings) -> Services:
 
 @lru_cache(maxsize=1)
 def get_services() -> Services:
-    """This process's clients, made on first use (after Celery forked its pool processes)."""
+    """This process's clients (thread-safe, shared by its task threads), made when the worker is ready."""
     return build_services(get_settings())
 
 

@@ -248,7 +248,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{ENV_PREFIX}POLL_INTERVAL: expected at least 1s")
         if self.group_window < timedelta(0) or self.group_window > timedelta(days=1):
             raise ValueError(f"{ENV_PREFIX}GROUP_WINDOW: expected 0 (no grouping) up to 1d, e.g. 10m")
-        needed = self.task_time_limit() + self.retry_backoff_max
+        needed = self.longest_assessment() + self.retry_backoff_max
         if self.claim_lease < needed:
             raise ValueError(
                 f"{ENV_PREFIX}CLAIM_LEASE: {self.claim_lease.total_seconds():g}s is shorter than one assessment can "
@@ -261,9 +261,10 @@ class Settings(BaseSettings):
         """How many assess tasks may be in Celery at once: the model's slots plus one in hand."""
         return self.dispatch_ahead or self.concurrency + 1
 
-    def task_time_limit(self) -> timedelta:
-        """The longest one assessment task run may take: every LLM attempt timing out, plus waits."""
-        calls = self.llm_read_timeout * self.llm_attempts
+    def longest_assessment(self) -> timedelta:
+        """The longest one assessment task run may take: every LLM attempt running into its deadline (the
+        answer whole within the connect and read timeouts, ``worker.assessing.llm``), plus waits."""
+        calls = (self.llm_read_timeout + self.llm_connect_timeout) * self.llm_attempts
         waits = self.llm_retry_wait_max * (self.llm_attempts - 1)
         # Elasticsearch reads and writes around the calls: a handful, each bounded by its request timeout.
         return calls + waits + self.es_request_timeout * 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,16 +42,13 @@ def pool_children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def kill_pool(procs: CeleryProcesses, name: str) -> int:
-    """SIGKILL every pool process of worker ``name`` (Celery's main process forks new ones)."""
-    killed = 0
-    for child in pool_children(procs.procs[name].pid):
-        try:
-            os.kill(child, signal.SIGKILL)
-            killed += 1
-        except ProcessLookupError:
-            pass
-    return killed
+def crash(procs: CeleryProcesses, name: str) -> None:
+    """SIGKILL worker ``name`` (its whole process group, as the OOM killer or a crash would) and leave it to
+    the supervisor (``CeleryProcesses.supervise``) to start again under the same node name."""
+    proc = procs.procs[name]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
 
 
 def status_counts(es: Elasticsearch, space: kibana.Space) -> dict[str, int]:

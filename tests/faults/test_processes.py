@@ -10,7 +10,7 @@ from elasticsearch import Elasticsearch
 
 from tests import kibana
 from tests.celery_procs import celery_processes, wait_for
-from tests.faults.harness import kill_pool, seed_corpus, seed_distinct, start_pipeline, status_counts
+from tests.faults.harness import crash, seed_corpus, seed_distinct, start_pipeline, status_counts
 from tests.faults.redis_server import OwnRedis
 from tests.faults.test_recovery import deadline, defaults
 from tests.integration.conftest import LLMSim
@@ -27,24 +27,27 @@ ATTEMPTS, TASK_RETRIES = 3, 6
     pytest.param(100, 3, id="100-alerts"),
     pytest.param(500, 20, id="500-alerts", marks=pytest.mark.soak),
 ])
-def test_assess_pool_sigkilled_repeatedly(alerts: int, kills: int, *, es: Elasticsearch, space: kibana.Space,
-                                          llm: LLMSim, worker_env: dict[str, str], tmp_path: Path) -> None:
+def test_assess_worker_crashes_repeatedly_mid_run(alerts: int, kills: int, *, es: Elasticsearch,
+                                                  space: kibana.Space, llm: LLMSim, worker_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
     ledger = seed_distinct(es, space, alerts, "kill")
-    killed = 0
     # The default claim lease and timeouts: a kill anywhere is recovered by worker.dispatch.recovery, not by the lease.
     with celery_processes(defaults(worker_env), tmp_path) as procs:
         start_pipeline(procs)
+        procs.supervise()
         for round_ in range(kills):
             # Kill while assessments are running (the model answers in tens of ms, so 'running' is brief:
             # kill as soon as some progress was made since the last kill).
             target = (round_ + 1) * alerts // (kills + 2)
             wait_for(lambda: status_counts(es, space).get("done", 0) >= target, timeout=120,  # noqa: B023
                      what=f"{target} alerts done")
-            killed += kill_pool(procs, "assess")
+            crash(procs, "assess")
         ledger.wait_all_final(timeout=deadline())
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + kills, allow_failed=False)
-    print(f"\nRELIABILITY sigkill {alerts}: {report.line()} faults_injected={killed}")
-    assert killed >= kills
+    restarted = [name for name, _ in procs.restarts if name == "assess"]
+    print(f"\nRELIABILITY assess crashes {alerts}: {report.line()} faults_injected={kills} "
+          f"supervisor_restarts={len(restarted)}")
+    assert len(restarted) >= kills, procs.restarts
 
 
 @pytest.mark.parametrize("down_s", [pytest.param(8, id="8s"), pytest.param(60, id="60s", marks=pytest.mark.soak)])

@@ -26,7 +26,7 @@ from worker.admin import credentials
 from worker.admin.cli_kibana import kibana as kibana_group
 from worker.alerts.errors import StoreError
 from worker.app import app
-from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
+from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE, worker_argv
 from worker.config import get_settings
 from worker.settings import ConfigError, parse_duration
 
@@ -102,8 +102,7 @@ def worker(role: str, concurrency: int | None, skip_checks: bool) -> None:
         _preflight()
     logging.getLogger().setLevel(logging.INFO)
     slots = 1 if role == "poll" else (concurrency or settings.concurrency)
-    app.worker_main(["worker", "-Q", ",".join(QUEUES[role]), "-c", str(slots), "-n", f"{role}@%h",
-                     "--loglevel", "INFO"])
+    app.worker_main(worker_argv(QUEUES[role], slots, f"{role}@%h"))
 
 
 @main.command()

@@ -51,6 +51,7 @@ class ClaimReport:
     found: int = 0
     claimed: int = 0
     queued: int = 0
+    stopped: bool = False  # ``should_stop`` ended it between pages: more may be waiting
 
 
 # Why an alert was claimed (``lme.ai.source``); ``recovered`` is not one: a claim Redis lost keeps its own.
@@ -129,6 +130,7 @@ def claim_and_queue(
         if on_page is not None:
             on_page(report)
         if should_stop is not None and should_stop():
+            report.stopped = True
             break
     return report
 
@@ -166,10 +168,12 @@ def claim_page(settings: Settings, store: AlertStore, page: list[Doc], enqueue: 
 
 
 def poll(settings: Settings, store: AlertStore, enqueue: Callable[[Iterable[Job]], Any],
-         context: ClaimContext = NO_CONTEXT) -> ClaimReport:
-    """Map our fields, then claim every alert that needs work and hand the claims to ``enqueue``."""
+         context: ClaimContext = NO_CONTEXT, should_stop: Callable[[], bool] | None = None) -> ClaimReport:
+    """Map our fields, then claim every alert that needs work and hand the claims to ``enqueue``
+    (``should_stop``, asked between pages, may end it first: ``report.stopped``)."""
     mapped = store.ensure_mappings()
     store.ensure_history()
-    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue, context=context)
+    report = claim_and_queue(settings, store, selection.work_query(settings), enqueue, context=context,
+                             should_stop=should_stop)
     report.mapped = mapped
     return report

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # How much longer we wait than we ask LiteLLM to: room for its cancel to reach us as a 408.
 BODY_TIMEOUT_MARGIN_S: Final = 15.0
+MAX_ANSWER_BYTES: Final = 1 << 20
 RETRYABLE_KINDS: Final = frozenset({"rate_limited", "server", "timeout", "connection", "protocol"})
 
 
@@ -124,6 +125,7 @@ class LLMClient:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.read_timeout = read_timeout
+        self.connect_timeout = connect_timeout
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
@@ -135,9 +137,32 @@ class LLMClient:
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+        """One request, read whole within ``timeout`` (default the read timeout) plus the connect timeout.
+
+        httpx's timeouts bound each read, not the answer: a proxy that trickles a byte now and then would hold
+        the task, and its model slot, for ever. The whole answer is also capped in size (``MAX_ANSWER_BYTES``).
+        """
+        wait = self.read_timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait + self.connect_timeout
         try:
-            return self._client.request(method, path, **kwargs)
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            with self._client.stream(method, path, **kwargs) as streamed:
+                body = bytearray()
+                for chunk in streamed.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise LLMError("protocol", f"LiteLLM's answer to {path} passed {MAX_ANSWER_BYTES} bytes; "
+                                       "an answer is a few KB")
+                    if time.monotonic() > deadline:
+                        raise LLMError("timeout", f"LiteLLM's answer to {path} was still arriving after "
+                                       f"{wait + self.connect_timeout:g}s")
+                # Decoded already: the copy must not claim an encoding its body no longer has.
+                headers = [(k, v) for k, v in streamed.headers.multi_items()
+                           if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+                return httpx.Response(streamed.status_code, headers=headers, content=bytes(body),
+                                      request=streamed.request)
         except httpx.TimeoutException as exc:
             raise LLMError("timeout", f"no answer from LiteLLM at {self._client.base_url} within the timeout "
                            f"({type(exc).__name__})") from exc

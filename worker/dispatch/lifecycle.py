@@ -27,7 +27,7 @@ from worker.dispatch import liveness, recovery
 from worker.dispatch.queueing import ASSESS_TASK
 from worker.dispatch.redis_client import get_redis
 from worker.dispatch.scheduler import Job
-from worker.services import get_scheduler
+from worker.services import get_scheduler, get_services
 
 POLL_TASK = "lme_enrich.poll"
 log = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ _heartbeats: list[liveness.Heartbeat] = []  # this process's one heartbeat, once
 @signals.worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
     client = get_redis()
+    # Made once here, not by whichever of the task threads asks first (two at once would each make their own).
+    get_services()
+    get_scheduler()
     node = str(getattr(sender, "hostname", "") or liveness.TOKEN)
     if liveness.register_node(client, node):
         log.warning("recovery: %s restarted; the tasks its previous process held go back in line", node)

@@ -1,9 +1,8 @@
 """Which worker processes are alive: a heartbeat from the process that holds a task, not elapsed time.
 
-Each worker's main process has a token (host, pid, a random part: a restarted process never reuses one) and
+Each worker process has a token (host, pid, a random part: a restarted process never reuses one) and
 refreshes ``alive:<token>`` every ``BEAT_S`` with a ``TTL_S`` expiry from a thread of its own, whatever its
-pool is doing, so a ten-minute model answer is never mistaken for a dead worker. The token is made when this
-module is imported, in the main process before Celery forks its pool, so pool processes share it.
+task threads are doing, so a ten-minute model answer is never mistaken for a dead worker.
 
 The same beat also tells Redis again which dispatched jobs this process holds (``Scheduler.start``), so after
 Redis lost its state the jobs in hand are known again within one beat instead of being claimed anew.
