@@ -61,6 +61,8 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # `lme-enrich worker` passes it too; here, a plain `celery -A worker worker` runs the same pool.
+        "worker_pool": POOL,
         # The poll queue has its own consumer so it is never stuck behind slow LLM calls.
         "task_queues": (Queue(POLL_QUEUE), Queue(ASSESS_QUEUE)),
         "task_default_queue": ASSESS_QUEUE,
