@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch
 from tests import kibana
 from tests.fakes.process import RunningServer, start_server
 from tests.fakes.tls import ServerCert, TestCA
+from worker.settings import Settings, load_settings
 
 LLM_KEY = "sk-test-pipeline-key"
 # Fast enough for a test suite, same shape as LME's CPU (prompt processing much faster than generation).
@@ -103,6 +104,29 @@ def clean_redis(redis_url: str) -> str:
     client.flushdb()
     client.close()
     return redis_url
+
+
+@pytest.fixture
+def client(clean_redis: str) -> Iterator[redis.Redis]:
+    """A client of this test's emptied Redis, for tests that call the worker's functions in-process."""
+    conn = redis.Redis.from_url(clean_redis)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def settings_with(clean_redis: str, es_url: str, space: kibana.Space,
+                  monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """``settings_with(**env)``: in-process settings on this test's Elasticsearch, Redis and space, plus ``env``."""
+
+    def make(**env: str) -> Settings:
+        for name, value in {"LME_ENRICH_ES_URL": es_url, "LME_ENRICH_ES_USERNAME": "u", "LME_ENRICH_ES_PASSWORD": "p",
+                            "LME_ENRICH_LLM_API_KEY": "k", "LME_ENRICH_REDIS_URL": clean_redis,
+                            "LME_ENRICH_ALERT_INDEX": space.pattern, "LME_ENRICH_DISPATCH_AHEAD": "4", **env}.items():
+            monkeypatch.setenv(name, value)
+        return load_settings()
+
+    return make
 
 
 @pytest.fixture

@@ -3,9 +3,8 @@ next poll takes the rest. The real poll worker's task is in tests/integration/te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
-import pytest
 import redis
 from elasticsearch import Elasticsearch
 
@@ -16,31 +15,15 @@ from worker.assessing.llm import LLMClient
 from worker.assessing.pipeline import Services
 from worker.dispatch import heartbeat, polling
 from worker.dispatch.scheduler import Job, Scheduler
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 BATCH = 10
 
 
-@pytest.fixture
-def settings(clean_redis: str, es_url: str, space: kibana.Space, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in {"LME_ENRICH_ES_URL": es_url, "LME_ENRICH_ES_USERNAME": "u", "LME_ENRICH_ES_PASSWORD": "p",
-                        "LME_ENRICH_LLM_API_KEY": "k", "LME_ENRICH_REDIS_URL": clean_redis,
-                        "LME_ENRICH_ALERT_INDEX": space.pattern, "LME_ENRICH_BATCH_SIZE": str(BATCH),
-                        "LME_ENRICH_DISPATCH_AHEAD": "4"}.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
-@pytest.fixture
-def client(clean_redis: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(clean_redis)
-    yield conn
-    conn.close()
-
-
 def test_a_poll_out_of_budget_stops_between_pages_and_the_next_takes_the_rest(
-    es: Elasticsearch, space: kibana.Space, settings: Settings, client: redis.Redis
+    es: Elasticsearch, space: kibana.Space, settings_with: Callable[..., Settings], client: redis.Redis
 ) -> None:
+    settings = settings_with(LME_ENRICH_BATCH_SIZE=str(BATCH))
     llm = LLMClient("https://127.0.0.1:9", "k", settings.llm_model)  # dispatch sends to a list, never the model
     services = Services(settings, AlertStore(make_client(settings), settings.alert_index), llm)
     scheduler = Scheduler(client, settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -23,25 +23,14 @@ from worker.assessing.pipeline import Services
 from worker.celery_conf import ASSESS_QUEUE
 from worker.dispatch import liveness, recovery
 from worker.dispatch.scheduler import InFlight, Job, Scheduler
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 NOW = 2_000_000_000.0
 
 
 @pytest.fixture
-def settings(clean_redis: str, es_url: str, space: kibana.Space, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in {"LME_ENRICH_ES_URL": es_url, "LME_ENRICH_ES_USERNAME": "u", "LME_ENRICH_ES_PASSWORD": "p",
-                        "LME_ENRICH_LLM_API_KEY": "k", "LME_ENRICH_REDIS_URL": clean_redis,
-                        "LME_ENRICH_ALERT_INDEX": space.pattern, "LME_ENRICH_DISPATCH_AHEAD": "4"}.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
-@pytest.fixture
-def client(clean_redis: str) -> Iterator[redis.Redis]:
-    conn = redis.Redis.from_url(clean_redis)
-    yield conn
-    conn.close()
+def settings(settings_with: Callable[..., Settings]) -> Settings:
+    return settings_with()
 
 
 @pytest.fixture
