@@ -92,7 +92,7 @@ class CeleryProcesses:
 
     def worker(self, name: str, queues: tuple[str, ...] = (POLL_QUEUE, ASSESS_QUEUE),
                concurrency: int = 1) -> subprocess.Popen[bytes]:
-        # The product's own arguments (``lme-enrich worker``: the pool follows the queues), quieter.
+        # The product's own arguments (those of ``lme-enrich worker``), quieter.
         return self._start(name, [*worker_argv(queues, concurrency, f"{name}@%h"), "--without-gossip",
                                   "--without-mingle"])
 

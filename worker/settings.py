@@ -252,8 +252,9 @@ class Settings(BaseSettings):
         if self.claim_lease < needed:
             raise ValueError(
                 f"{ENV_PREFIX}CLAIM_LEASE: {self.claim_lease.total_seconds():g}s is shorter than one assessment can "
-                f"legitimately take ({needed.total_seconds():g}s: LLM_ATTEMPTS x LLM_READ_TIMEOUT plus waits, plus "
-                "RETRY_BACKOFF_MAX); a live claim would be taken over. Raise it or lower those."
+                f"legitimately take ({needed.total_seconds():g}s: LLM_ATTEMPTS x (LLM_READ_TIMEOUT + "
+                "LLM_CONNECT_TIMEOUT) plus waits, plus RETRY_BACKOFF_MAX); a live claim would be taken over. Raise it "
+                "or lower those."
             )
         return self
 
