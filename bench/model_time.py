@@ -54,11 +54,17 @@ def call(body: dict[str, Any], n_ctx: int) -> Call:
 
 def sequential_seconds(calls: Sequence[Call], pp_rate: float, tg_rate: float) -> list[float]:
     """Each call's model time when run one after another on one slot (prefix cache of the previous prompt)."""
+    return [p + g for p, g in sequential_split(calls, pp_rate, tg_rate)]
+
+
+def sequential_split(calls: Sequence[Call], pp_rate: float, tg_rate: float) -> list[tuple[float, float]]:
+    """Each call's (reading the prompt, generating the answer) seconds, as :func:`sequential_seconds` counts them."""
     out = []
     previous: tuple[str, ...] = ()
     for c in calls:
         cached = min(common_prefix(previous, c.prompt), max(len(c.prompt) - 1, 0))
-        out.append(duration_alone(len(c.prompt), c.completion_tokens, pp_rate, tg_rate, cached))
+        reading = duration_alone(len(c.prompt), 0, pp_rate, tg_rate, cached)
+        out.append((reading, duration_alone(len(c.prompt), c.completion_tokens, pp_rate, tg_rate, cached) - reading))
         previous = c.prompt
     return out
 
@@ -119,10 +125,11 @@ class GroupLimit:
     group_prompt_tokens_mean: float | None  # tokens of a group prompt (all members, up to MAX_MEMBERS)
 
 
-def group_limit(settings: Settings, sources: Sequence[dict[str, Any]], window_s: float, *, pp_rate: float,
-                tg_rate: float, slots: int, n_ctx: int) -> GroupLimit:
-    """The physical limit with incident groups: one model call per group (its group prompt on all members),
-    and for alerts alone one call per distinct fingerprint (the cache answers the rest)."""
+def group_calls(settings: Settings, sources: Sequence[dict[str, Any]], window_s: float, *,
+                n_ctx: int) -> tuple[list[list[dict[str, Any]]], list[Call], list[int]]:
+    """The incident groups of ``sources``, the model calls they cost (one per group of two or more, its group
+    prompt on all members; for alerts alone one per distinct fingerprint, the cache answers the rest) and the
+    token count of each group prompt."""
     groups = incident_groups(sources, window_s)
     bodies: list[dict[str, Any]] = []
     alone: set[str] = set()
@@ -136,8 +143,16 @@ def group_limit(settings: Settings, sources: Sequence[dict[str, Any]], window_s:
         elif (fp := fingerprint_of(settings, members[0])) not in alone:
             alone.add(fp)
             bodies.append(worker_body(settings, prompt.build(members[0]).messages))
-    seconds = sequential_seconds([call(b, n_ctx) for b in bodies], pp_rate, tg_rate)
+    return groups, [call(b, n_ctx) for b in bodies], group_tokens
+
+
+def group_limit(settings: Settings, sources: Sequence[dict[str, Any]], window_s: float, *, pp_rate: float,
+                tg_rate: float, slots: int, n_ctx: int) -> GroupLimit:
+    """The physical limit with incident groups: one model call per group (its group prompt on all members),
+    and for alerts alone one call per distinct fingerprint (the cache answers the rest)."""
+    groups, calls, group_tokens = group_calls(settings, sources, window_s, n_ctx=n_ctx)
+    seconds = sequential_seconds(calls, pp_rate, tg_rate)
     total = sum(seconds)
-    return GroupLimit(len(groups), sum(1 for g in groups if len(g) > 1), len(bodies), total / slots,
+    return GroupLimit(len(groups), sum(1 for g in groups if len(g) > 1), len(calls), total / slots,
                       total / len(seconds) if seconds else 0.0,
                       sum(group_tokens) / len(group_tokens) if group_tokens else None)
