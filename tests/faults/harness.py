@@ -11,7 +11,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from tests import kibana
-from tests.celery_procs import CeleryProcesses
+from tests.celery_procs import CeleryProcesses, wait_for
 from tests.invariants import Ledger
 from worker.celery_conf import ASSESS_QUEUE, POLL_QUEUE
 
@@ -43,15 +43,21 @@ def pool_children(pid: int) -> list[int]:
 
 
 def crash(procs: CeleryProcesses, name: str) -> None:
-    """SIGKILL worker ``name`` (its whole process group, as the OOM killer or a crash would) and leave it to
-    the supervisor (``CeleryProcesses.supervise``) to start again under the same node name."""
+    """SIGKILL worker ``name`` (its whole process group, as the OOM killer or a crash would) and return once
+    the supervisor (``CeleryProcesses.supervise``) has started it again under the same node name: a second
+    crash must hit the new process, not the one already dead."""
     proc = procs.procs[name]
+    assert proc.poll() is None, f"{name} was not running when it was to be crashed"
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
+    wait_for(lambda: procs.procs[name] is not proc, timeout=30, what=f"the supervisor to restart {name}")
 
 
-def status_counts(es: Elasticsearch, space: kibana.Space) -> dict[str, int]:
+def status_counts(es: Elasticsearch, space: kibana.Space, *, refresh: bool = False) -> dict[str, int]:
+    """Alerts per ``lme.ai.status``; with ``refresh``, every write made so far counts (search lags by up to 1 s)."""
+    if refresh:
+        es.indices.refresh(index=space.pattern)
     response = es.search(index=space.pattern, size=0, aggs={"s": {"terms": {"field": "lme.ai.status"}}})
     buckets: list[dict[str, Any]] = response["aggregations"]["s"]["buckets"]
     return {str(b["key"]): int(b["doc_count"]) for b in buckets}

@@ -35,13 +35,16 @@ def test_assess_worker_crashes_repeatedly_mid_run(alerts: int, kills: int, *, es
     with celery_processes(defaults(worker_env), tmp_path) as procs:
         start_pipeline(procs)
         procs.supervise()
+        done_at_kill = 0
         for round_ in range(kills):
             # Kill while assessments are running (the model answers in tens of ms, so 'running' is brief:
-            # kill as soon as some progress was made since the last kill).
-            target = (round_ + 1) * alerts // (kills + 2)
-            wait_for(lambda: status_counts(es, space).get("done", 0) >= target, timeout=120,  # noqa: B023
-                     what=f"{target} alerts done")
+            # kill as soon as the worker, restarted or not, has finished some since the last kill). Counted
+            # after a refresh: a search a second behind would let the next kill come before any progress.
+            target = min(max((round_ + 1) * alerts // (kills + 2), done_at_kill + 1), alerts)
+            wait_for(lambda: status_counts(es, space, refresh=True).get("done", 0) >= target,  # noqa: B023
+                     timeout=120, what=f"{target} alerts done")
             crash(procs, "assess")
+            done_at_kill = status_counts(es, space, refresh=True).get("done", 0)
         ledger.wait_all_final(timeout=deadline())
     report = check(ledger, llm.chat_requests(), max_attempts=TASK_RETRIES + 1 + kills, allow_failed=False)
     restarted = [name for name, _ in procs.restarts if name == "assess"]
