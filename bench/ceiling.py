@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import alerts, baseline, harness, model_time
+from bench import alerts, harness, model_time
 from bench.report import emit, parser
 from bench.report import r as rnd
 from bench.storm import CRITICALS, corpus, critical_copies
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = offline_settings()
     rates = harness.Rates(slots=1)
     n_ctx = 16384  # the simulator's default context, one slot
-    script_calls = [model_time.call({"model": settings.llm_model, "messages": baseline.messages(d),
-                                     "max_tokens": baseline.MAX_TOKENS}, n_ctx) for d in sources]
-    script_s = sum(model_time.sequential_seconds(script_calls, rates.pp_rate, rates.tg_rate))
+    script_s = model_time.script_seconds(settings, sources, pp_rate=rates.pp_rate, tg_rate=rates.tg_rate, n_ctx=n_ctx)
     rows = [ceiling(settings, sources, w, script_s, rates=rates, n_ctx=n_ctx) for w in windows]
     result = {"benchmark": "ceiling", "alerts": len(sources), "rates": rates.describe(), "script_calls": len(sources),
               "script_model_s": rnd(script_s), "target": TARGET, "target_model_s": rnd(script_s / TARGET),

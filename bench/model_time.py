@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bench import baseline
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.llm.latency import duration_alone
 from tests.fakes.llm.tokens import common_prefix, prompt_tokens
@@ -67,6 +68,14 @@ def sequential_split(calls: Sequence[Call], pp_rate: float, tg_rate: float) -> l
         out.append((reading, duration_alone(len(c.prompt), c.completion_tokens, pp_rate, tg_rate, cached) - reading))
         previous = c.prompt
     return out
+
+
+def script_seconds(settings: Settings, sources: Sequence[dict[str, Any]], *, pp_rate: float, tg_rate: float,
+                   n_ctx: int) -> float:
+    """Model time of LME's batch script (``bench.baseline``) on ``sources``: one call per alert, one after another."""
+    calls = [call({"model": settings.llm_model, "messages": baseline.messages(d), "max_tokens": baseline.MAX_TOKENS},
+                  n_ctx) for d in sources]
+    return sum(sequential_seconds(calls, pp_rate, tg_rate))
 
 
 def fingerprint_of(settings: Settings, source: dict[str, Any]) -> str:

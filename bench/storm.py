@@ -231,9 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = runs[modes[0]]
         base: dict[str, Any] | None = None
         if not args.skip_baseline:
-            base_calls = [model_time.call({"model": settings.llm_model, "messages": baseline.messages(d),
-                                           "max_tokens": baseline.MAX_TOKENS}, n_ctx) for d in scoped + crits]
-            base_worst = sum(model_time.sequential_seconds(base_calls, rates.pp_rate, rates.tg_rate))
+            base_worst = model_time.script_seconds(settings, scoped + crits, pp_rate=rates.pp_rate,
+                                                   tg_rate=rates.tg_rate, n_ctx=n_ctx)
             base = run_baseline(st, Plan(docs, crits, inject_after, slack * base_worst + 180), settings.llm_model)
     poll_s = settings.poll_interval.total_seconds()
     crit_ids = [f for f in ours["created"] if f.startswith("critical-")]

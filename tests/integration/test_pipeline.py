@@ -22,6 +22,7 @@ from tests import kibana
 from tests.celery_procs import ROOT, CeleryProcesses, celery_processes, wait_for
 from tests.fakes.llm.answers import expected_answer
 from tests.fakes.process import RunningServer
+from tests.faults.harness import pool_children
 from tests.integration.conftest import LLMSim
 from worker.alerts import alert, fields
 from worker.assessing import assessment, fingerprint, guards, prompt
@@ -238,11 +239,6 @@ def test_rollover_mid_run_maps_and_enriches_the_new_index(
     assert "ai" in mapping["properties"]["lme"]["properties"]
 
 
-def _pool_children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
-
-
 def test_a_worker_killed_mid_assessment_and_restarted_under_its_name_loses_nothing(
     es: Elasticsearch, space: kibana.Space, worker_env: dict[str, str], slow_llm: RunningServer, tmp_path: Path
 ) -> None:
@@ -252,8 +248,8 @@ def test_a_worker_killed_mid_assessment_and_restarted_under_its_name_loses_nothi
         start_pipeline(procs, assess_concurrency=1)
         wait_for_status(es, space, "running", 1, timeout=60)
         # Polled and assessing: each worker does it in threads of its one process (worker.celery_conf.POOL).
-        assert _pool_children(procs.procs["poll"].pid) == [], "the poll worker forked a pool"
-        assert _pool_children(procs.procs["assess"].pid) == [], "the assess worker forked a pool"
+        assert pool_children(procs.procs["poll"].pid) == [], "the poll worker forked a pool"
+        assert pool_children(procs.procs["assess"].pid) == [], "the assess worker forked a pool"
         # Killed mid-assessment (OOM killer) and restarted by its supervisor under the same node name: its
         # start says the process that ran the name before is dead, and what that process held goes back in line.
         procs.kill("assess")
@@ -277,7 +273,7 @@ def test_a_killed_worker_s_alert_is_recovered_by_its_heartbeat_not_the_lease(
         first_claim = es.get(index=index, id=alert_id)["_source"]["lme"]["ai"]["claim_id"]
         # The whole worker dies (OOM killer, host crash): nothing acknowledges or requeues its task.
         victim = procs.procs["assess"]
-        for pid in [*_pool_children(victim.pid), victim.pid]:
+        for pid in [*pool_children(victim.pid), victim.pid]:
             os.kill(pid, signal.SIGKILL)
         victim.wait(10)
         # Another node name: its heartbeat has to expire (15 s) before the job is put back in line.
