@@ -259,9 +259,10 @@ _ENTITY_FIELDS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("destination", ("destination.domain", "destination.ip", "dns.question.name", "url.domain", "url.full")),
     ("source", ("source.ip",)),
 )
-# Further names that count as naming the alert's facts when a summary uses them.
+# Further names that count as naming the alert's facts when a summary uses them. Not the user's domain: every
+# host and user of the site shares it, so a summary naming only "CORP" says nothing of this alert.
 _ALSO_NAMES: Final = ("host.hostname", "process.executable", "process.parent.name", "process.parent.executable",
-                      "file.path", "user.domain", "destination.ip", "url.full")
+                      "file.path", "destination.ip", "url.full")
 _UNHELPFUL: Final = frozenset({"", "-", "n/a", "none", "null", "unknown", "system32"})
 # Values too common as words to show that a summary names them ("the system", "a local admin").
 _COMMON_WORDS: Final = frozenset({"system", "admin", "administrator", "user", "users", "root", "local", "host",
@@ -314,9 +315,12 @@ def _names(source: dict[str, Any]) -> set[str]:
 
 
 def grounded(summary: str, source: dict[str, Any]) -> bool:
-    """Does ``summary`` name at least one of the alert's entities (host, user, process, file...)?"""
+    """Does ``summary`` name at least one of the alert's entities (host, user, process, file...) as a whole word?
+
+    Inside a longer word a name says nothing: host ``ws1`` is not named by "ws10", user ``bob`` not by "bobcat".
+    """
     low = summary.lower()
-    return any(name in low for name in _names(source))
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", low) for name in _names(source))
 
 
 def completion(source: dict[str, Any]) -> str | None:
